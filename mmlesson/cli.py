@@ -1,0 +1,192 @@
+"""The command line: `python -m mmlesson doctor | fetch | assets`.
+
+- `doctor` is what an instructor runs on every seat before a workshop: the `setup()` block, then a pass/fail
+  line per check, and an exit status a script can test.
+- `fetch --profile full` pre-downloads everything a profile needs into the cache (point a room at one shared
+  cache with MMLESSON_CACHE), and fails loudly, naming what is missing, when it cannot.
+- `assets` lists every file the course may download, its size and whether it is cached.
+
+Errors the learner can fix (`MMLessonError`) are printed as plain messages, never as tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable
+
+from mmlesson import assets, runtime
+from mmlesson.errors import MMLessonError
+
+# (module to import, the name pip knows it by): what the lessons import.
+REQUIRED_MODULES = (
+    ("torch", "torch"),
+    ("torchvision", "torchvision"),
+    ("open_clip", "open_clip_torch"),
+    ("taming.modules.diffusionmodules.model", "taming-transformers-rom1504"),
+    ("taming.modules.vqvae.quantize", "taming-transformers-rom1504"),
+    ("einops", "einops"),
+    ("numpy", "numpy"),
+    ("PIL", "pillow"),
+    ("matplotlib", "matplotlib"),
+    ("ipywidgets", "ipywidgets"),
+    ("tqdm", "tqdm"),
+    ("safetensors", "safetensors"),
+    ("pooch", "pooch"),
+    ("skimage", "scikit-image"),
+)
+
+Check = tuple[bool, str]
+
+
+def check_modules() -> list[Check]:
+    """Every module the lessons import, with its version, or the pip command that fixes it."""
+    results = []
+    for module, package in REQUIRED_MODULES:
+        try:
+            imported = importlib.import_module(module)
+        except Exception as error:  # noqa: BLE001 - a broken install can raise anything on import
+            results.append((False, f"import {module}: {error} -> pip install {package}"))
+            continue
+        version = getattr(imported, "__version__", "")
+        results.append((True, f"import {module} {version}".rstrip()))
+    return results
+
+
+def check_tokenizer() -> Check:
+    """The CLIP BPE vocabulary ships in open_clip's wheel; tokenizing must work offline."""
+    import open_clip
+
+    tokens = open_clip.get_tokenizer("ViT-B-32")(["a red circle"])
+    return (tokens.shape == (1, 77), "CLIP tokenizer works offline (BPE vocabulary found)")
+
+
+def check_cache() -> Check:
+    folder = assets.ensure_writable(assets.cache_dir())
+    return (True, f"cache folder writable: {runtime.display_path(folder)}")
+
+
+def check_shipped_weights() -> list[Check]:
+    rows = assets.verify_shipped()
+    if not rows:
+        return [(True, "shipped weights: none in this version of the package")]
+    return [(ok, f"shipped weights {name}: {detail}") for name, ok, detail in rows]
+
+
+def check_profile_assets(profile: str) -> list[Check]:
+    needed = assets.for_profile(profile)
+    if not needed:
+        return [(True, f"the {profile} profile downloads nothing: its models ship with the package")]
+    hint = f"-> python -m mmlesson fetch --profile {profile}"
+    return [
+        (
+            cached,
+            f"{a.name} ({assets.human_size(a.size)}): "
+            + ("cached, sha256 ok" if cached else f"missing {hint}"),
+        )
+        for a in needed
+        for cached in [assets.is_cached(a.name)]
+    ]
+
+
+def check_shapes_world() -> Check:
+    from mmlesson.data import ShapesWorld
+
+    batch = ShapesWorld(seed=0).sample(4)
+    return (len(batch.images) == 4, f"Shapes world renders ({batch.captions[0]!r})")
+
+
+def _guarded(check: Callable[[], Check | list[Check]]) -> list[Check]:
+    """Run one check; a failure becomes a FAIL line with its message instead of stopping the doctor."""
+    try:
+        result = check()
+    except MMLessonError as error:
+        return [(False, str(error))]
+    except Exception as error:  # noqa: BLE001 - the doctor reports every problem it finds
+        return [(False, f"{check.__name__}: {type(error).__name__}: {error}")]
+    return result if isinstance(result, list) else [result]
+
+
+def doctor(profile: str | None) -> int:
+    """Print the environment and a pass/fail list; exit status 0 only when everything passes."""
+    try:
+        chosen = runtime.resolve(profile=profile)
+    except MMLessonError as error:
+        print(f"[FAIL] {error}")
+        return 1
+    print(chosen.summary())
+    print()
+    checks = [
+        check_modules,
+        check_tokenizer,
+        check_cache,
+        check_shipped_weights,
+        lambda: check_profile_assets(chosen.profile),
+        check_shapes_world,
+    ]
+    results = [line for check in checks for line in _guarded(check)]
+    for ok, text in results:
+        print(f"[{' ok ' if ok else 'FAIL'}] {text}")
+    failed = sum(not ok for ok, _ in results)
+    print(f"\n{len(results) - failed} passed, {failed} failed.")
+    return 1 if failed else 0
+
+
+def fetch(profile: str, progress: bool) -> int:
+    """Download every asset a profile needs; non-zero exit, with instructions, if any is missing."""
+    needed = assets.for_profile(profile)
+    if not needed:
+        print(f"The {profile} profile needs no downloads: its models ship inside the package.")
+        return 0
+    total = assets.human_size(sum(a.size for a in needed))
+    where = runtime.display_path(assets.cache_dir())
+    print(f"The {profile} profile needs {len(needed)} files ({total}) in {where}")
+    missing = []
+    for asset in needed:
+        try:
+            assets.fetch(asset.name, progress=progress)
+            print(f"[ ok ] {asset.name} ({assets.human_size(asset.size)})")
+        except MMLessonError as error:
+            print(f"[FAIL] {error}")
+            missing.append(asset.name)
+    if missing:
+        print(f"\n{len(missing)} of {len(needed)} files are missing: {', '.join(missing)}.")
+        return 1
+    print("\nEverything is in place.")
+    return 0
+
+
+def list_assets(profile: str | None) -> int:
+    """A table of the registry: what the course may download, how big, and whether it is cached."""
+    rows = assets.for_profile(profile) if profile else list(assets.REGISTRY.values())
+    for asset in rows:
+        state = "cached" if assets.is_cached(asset.name) else "not cached"
+        print(f"{asset.name:34} {assets.human_size(asset.size):>9}  {state:10}  {asset.purpose}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m mmlesson", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    doctor_cmd = commands.add_parser("doctor", help="check this machine for the course")
+    doctor_cmd.add_argument("--profile", choices=runtime.PROFILE_CHOICES, default=None)
+    fetch_cmd = commands.add_parser("fetch", help="pre-download the files a profile needs")
+    fetch_cmd.add_argument("--profile", choices=runtime.PROFILES, required=True)
+    fetch_cmd.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
+    assets_cmd = commands.add_parser("assets", help="list the files the course may download")
+    assets_cmd.add_argument("--profile", choices=runtime.PROFILES, default=None)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "doctor":
+            return doctor(args.profile)
+        if args.command == "fetch":
+            return fetch(args.profile, progress=not args.no_progress)
+        return list_assets(args.profile)
+    except MMLessonError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
