@@ -80,10 +80,10 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
-def _requested(argument: str | None, variable: str) -> tuple[str, str]:
-    """The value asked for and who asked: the function argument wins over the environment variable."""
+def _requested(argument: str | None, keyword: str, variable: str) -> tuple[str, str]:
+    """The value asked for, and who asked, as the learner wrote it: the argument wins over the variable."""
     if argument is not None:
-        return argument.strip().lower(), "asked for"
+        return argument.strip().lower(), f"{keyword}={argument!r}"
     if os.environ.get(variable, "").strip():
         return os.environ[variable].strip().lower(), f"{variable}={os.environ[variable].strip()}"
     return "auto", "auto"
@@ -101,7 +101,7 @@ def _gpu_kind() -> str | None:
 
 def choose_device(requested: str | None = None) -> Choice:
     """cuda, then mps, then cpu; an explicit request that this machine cannot honour is an error."""
-    name, source = _requested(requested, "MMLESSON_DEVICE")
+    name, source = _requested(requested, "device", "MMLESSON_DEVICE")
     if name == "auto":
         gpu = _gpu_kind()
         if gpu == "cuda":
@@ -112,11 +112,9 @@ def choose_device(requested: str | None = None) -> Choice:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise MMLessonError(
-            f"Unknown device {name!r} ({source}). Use one of: cpu, cuda, cuda:N, mps, auto."
-        ) from None
+        raise MMLessonError(f"Unknown device: {source}. Use one of: cpu, cuda, cuda:N, mps, auto.") from None
     if device.type not in ("cpu", "cuda", "mps"):
-        raise MMLessonError(f"Device {name!r} ({source}) is not supported. Use one of: cpu, cuda, mps, auto.")
+        raise MMLessonError(f"Unsupported device: {source}. Use one of: cpu, cuda, mps, auto.")
     _check_device_available(device, source)
     return Choice(str(device), source)
 
@@ -132,25 +130,25 @@ def _check_device_available(device: torch.device, source: str) -> None:
                 else f"torch built for CUDA {torch.version.cuda}"
             )
             raise MMLessonError(
-                f"Device 'cuda' was requested ({source}) but no usable NVIDIA GPU is visible "
+                f"{source} was requested but no usable NVIDIA GPU is visible "
                 f"({build}; torch.cuda.is_available() is False). {advice}"
             )
         index = device.index or 0
         if index >= torch.cuda.device_count():
             raise MMLessonError(
-                f"Device '{device}' was requested ({source}) but this machine has "
+                f"{source} was requested but this machine has "
                 f"{torch.cuda.device_count()} GPU(s), numbered from 0. {advice}"
             )
     if device.type == "mps" and _gpu_kind() != "mps":
-        raise MMLessonError(f"Device 'mps' was requested ({source}) but no Apple GPU is available. {advice}")
+        raise MMLessonError(f"{source} was requested but no Apple GPU is available. {advice}")
 
 
 def choose_profile(requested: str | None, device: torch.device) -> Choice:
     """`tiny` runs anywhere; `auto` picks `full` only with a GPU and weights that are cached or reachable."""
-    name, source = _requested(requested, "MMLESSON_PROFILE")
+    name, source = _requested(requested, "profile", "MMLESSON_PROFILE")
     if name not in PROFILE_CHOICES:
         raise MMLessonError(
-            f"Unknown profile {name!r} ({source}). Use 'tiny' (small models shipped with the course, any "
+            f"Unknown profile: {source}. Use 'tiny' (small models shipped with the course, any "
             "CPU, offline), 'full' (pretrained ViT-B-32 and VQGAN, needs a GPU and a download) or 'auto'."
         )
     if name == "tiny":
