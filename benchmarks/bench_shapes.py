@@ -10,9 +10,9 @@ use the absolute rate for the target (5,000 images/s, enough to train a tiny CLI
 """
 
 import os
-import time
 
 from PIL import Image, ImageDraw
+from timing import best_seconds
 
 from mmlesson.data import BACKGROUND_RGB, COLOR_RGB, ShapesWorld
 
@@ -24,12 +24,7 @@ SIZE = 64
 
 def best_rate(make_images) -> float:
     """Images per second of the fastest of REPEATS runs: the least disturbed by other processes."""
-    best = float("inf")
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        make_images()
-        best = min(best, time.perf_counter() - start)
-    return N / best
+    return N / best_seconds(make_images, REPEATS)
 
 
 def floor() -> list[Image.Image]:

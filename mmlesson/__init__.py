@@ -1,11 +1,13 @@
 """mmlesson: the helper package of a course on multimodal networks (CLIP, VQGAN, CLIP-guided generation).
 
 The notebooks build each idea step by step; this package holds what they reuse (the Shapes world,
-plots, downloads, device handling) so that every lesson stays short and runs the same way everywhere.
+plots, downloads, device handling, the models) so that every lesson stays short and runs the same way
+everywhere.
 """
 
+from mmlesson.clip import ClipBundle, load_clip
 from mmlesson.errors import MMLessonError
 from mmlesson.runtime import Runtime, setup
 
 __version__ = "0.1.0"
-__all__ = ["MMLessonError", "Runtime", "setup", "__version__"]
+__all__ = ["ClipBundle", "MMLessonError", "Runtime", "__version__", "load_clip", "setup"]

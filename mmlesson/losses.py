@@ -1,0 +1,72 @@
+"""The two losses that train image-text models, written out so each line can be read against the math.
+
+CLIP's loss (Radford et al., 2021) is a symmetric InfoNCE: in a batch of N matching (image, text) pairs,
+the N x N matrix of cosine similarities, scaled by a learned temperature, should have its largest value of
+every row and every column on the diagonal. So it is cross-entropy with the diagonal as the labels, taken
+over rows (image -> text) and over columns (text -> image), and averaged.
+
+SigLIP's loss (Zhai et al., 2023) asks a yes/no question of every cell instead: a sigmoid says "do these
+two belong together?", true on the diagonal and false elsewhere, so no softmax over the batch is needed.
+
+Both take the multiplier `logit_scale` (CLIP learns log(scale) and passes `scale.exp()`), as open_clip's
+`ClipLoss` and `SigLipLoss` do; the tests check that the results agree with open_clip.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def _check_pair(image_embeddings: torch.Tensor, text_embeddings: torch.Tensor) -> None:
+    """The same number of images and texts, embedded in the same space."""
+    if image_embeddings.ndim != 2 or text_embeddings.ndim != 2:
+        raise ValueError(
+            "embeddings must be 2-D [batch, dim]; got image "
+            f"{tuple(image_embeddings.shape)} and text {tuple(text_embeddings.shape)}"
+        )
+    if image_embeddings.shape != text_embeddings.shape:
+        raise ValueError(
+            f"image and text embeddings must have the same shape (pair k is image k with text k); got "
+            f"{tuple(image_embeddings.shape)} and {tuple(text_embeddings.shape)}"
+        )
+    if image_embeddings.shape[0] == 0:
+        raise ValueError("the batch is empty: a contrastive loss needs at least one (image, text) pair")
+
+
+def similarity_logits(
+    image_embeddings: torch.Tensor, text_embeddings: torch.Tensor, logit_scale: torch.Tensor | float
+) -> torch.Tensor:
+    """The N x N matrix: cosine similarity of image i and text j, times the scale (1 / temperature).
+
+    Computed in float32 whatever the input precision: a softmax over half-precision logits loses digits.
+    """
+    images = F.normalize(image_embeddings.float(), dim=-1)
+    texts = F.normalize(text_embeddings.float(), dim=-1)
+    return logit_scale * images @ texts.T
+
+
+def contrastive_loss(
+    image_embeddings: torch.Tensor, text_embeddings: torch.Tensor, logit_scale: torch.Tensor | float
+) -> torch.Tensor:
+    """CLIP's symmetric InfoNCE loss for a batch of matching pairs (pair k = image k and text k)."""
+    _check_pair(image_embeddings, text_embeddings)
+    logits = similarity_logits(image_embeddings, text_embeddings, logit_scale)
+    labels = torch.arange(len(logits), device=logits.device)  # the right text for image k is text k
+    image_to_text = F.cross_entropy(logits, labels)  # each row: which text describes this image?
+    text_to_image = F.cross_entropy(logits.T, labels)  # each column: which image does this text describe?
+    return (image_to_text + text_to_image) / 2
+
+
+def sigmoid_loss(
+    image_embeddings: torch.Tensor,
+    text_embeddings: torch.Tensor,
+    logit_scale: torch.Tensor | float,
+    logit_bias: torch.Tensor | float,
+) -> torch.Tensor:
+    """SigLIP's loss: an independent yes/no (sigmoid) decision for every image-text cell, summed per image."""
+    _check_pair(image_embeddings, text_embeddings)
+    logits = similarity_logits(image_embeddings, text_embeddings, logit_scale) + logit_bias
+    n = len(logits)
+    signs = 2 * torch.eye(n, device=logits.device) - 1  # +1 on the diagonal (a match), -1 elsewhere
+    return -F.logsigmoid(signs * logits).sum() / n

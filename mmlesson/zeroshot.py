@@ -1,0 +1,93 @@
+"""Zero-shot classification: a classifier made of sentences instead of training data.
+
+For each class name, CLIP embeds one or more prompts ("a photo of a cat", "a drawing of a cat", ...); the
+normalized embeddings of one class are averaged and normalized again (the prompt ensembling of the CLIP
+paper, section 3.1.4). The result is a matrix W [D, C] that works exactly like the last layer of a trained
+classifier: logits = image_embeddings @ W, and a softmax at the model's own learned temperature gives the
+probabilities.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from mmlesson.clip import ClipBundle
+
+# Prompt sets. Photos: a few of the CLIP paper's ImageNet templates. Shapes: phrasings the tiny CLIP saw
+# in training (mmlesson.train.PROMPT_PREFIXES), so ensembling them averages over known wordings.
+PHOTO_TEMPLATES = (
+    "a photo of a {}.",
+    "a bad photo of a {}.",
+    "a close-up photo of a {}.",
+    "a photo of the large {}.",
+    "a photo of the small {}.",
+    "a drawing of a {}.",
+    "a low resolution photo of a {}.",
+    "itap of a {}.",
+)
+SHAPES_TEMPLATES = ("a {}", "a photo of a {}", "a picture of a {}", "an image of a {}", "a drawing of a {}")
+
+
+def _check_classnames(classnames: Sequence[str]) -> list[str]:
+    if isinstance(classnames, str):
+        raise TypeError(f"classnames must be a list of names, not one string: did you mean [{classnames!r}]?")
+    names = [name.strip() if isinstance(name, str) else name for name in classnames]
+    if not names:
+        raise ValueError("classnames is empty: give at least one class name")
+    bad = [k for k, name in enumerate(names) if not isinstance(name, str) or not name]
+    if bad:
+        raise ValueError(
+            f"class names must be non-empty strings; see position(s) {bad}: {[names[k] for k in bad]}"
+        )
+    seen: dict[str, int] = {}
+    for k, name in enumerate(names):
+        if name.lower() in seen:
+            raise ValueError(
+                f"class name {name!r} appears twice (positions {seen[name.lower()]} and {k}): two identical "
+                "classes would split the probability between them. Remove one."
+            )
+        seen[name.lower()] = k
+    return names
+
+
+def _check_templates(templates: Sequence[str] | None) -> list[str]:
+    templates = (
+        ["{}"] if templates is None else ([templates] if isinstance(templates, str) else list(templates))
+    )
+    if not templates:
+        raise ValueError("templates is empty: pass None to use the bare class names, or a list of prompts")
+    for template in templates:
+        if not isinstance(template, str) or template.count("{}") != 1:
+            raise ValueError(
+                "each template needs exactly one '{}' where the class name goes, e.g. 'a photo of a {}'; "
+                f"got {template!r}"
+            )
+    return templates
+
+
+def build_classifier(
+    bundle: ClipBundle, classnames: Sequence[str], templates: Sequence[str] | None = None
+) -> torch.Tensor:
+    """The zero-shot weights [D, C]: per class, the normalized mean of its prompts' normalized embeddings."""
+    names = _check_classnames(classnames)
+    templates = _check_templates(templates)
+    prompts = [template.format(name) for name in names for template in templates]
+    embeddings = bundle.encode_texts(prompts).view(len(names), len(templates), -1)
+    class_embeddings = torch.nn.functional.normalize(embeddings.mean(dim=1), dim=-1)
+    return class_embeddings.T.contiguous()
+
+
+def classify(
+    bundle: ClipBundle,
+    images,
+    classnames: Sequence[str],
+    templates: Sequence[str] | None = None,
+    batch_size: int = 64,
+) -> torch.Tensor:
+    """Probabilities [N, C] that each image shows each class (rows sum to 1)."""
+    weights = build_classifier(bundle, classnames, templates)
+    scale = bundle.model.logit_scale.exp().item()
+    logits = scale * bundle.encode_images(images, batch_size=batch_size) @ weights
+    return logits.softmax(dim=-1)
