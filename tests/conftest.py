@@ -120,3 +120,15 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def bundle():
+    """An untrained, narrow tiny CLIP: input handling and arithmetic do not depend on trained weights."""
+    import torch
+
+    from mmlesson import train
+    from mmlesson.clip import bundle_from_model
+
+    model, tokenizer = train.new_tiny_clip(width=64, layers=1)
+    return bundle_from_model(model.eval(), tokenizer, "test-clip", torch.device("cpu"))

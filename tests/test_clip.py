@@ -10,15 +10,8 @@ import torch
 
 import mmlesson
 from mmlesson import data, train
-from mmlesson.clip import CompactTokenizer, bundle_from_model
+from mmlesson.clip import CompactTokenizer
 from mmlesson.errors import MMLessonError
-
-
-@pytest.fixture(scope="module")
-def bundle():
-    """An untrained tiny CLIP: shapes and input handling do not depend on the weights."""
-    model, tokenizer = train.new_tiny_clip(width=64, layers=1)
-    return bundle_from_model(model.eval(), tokenizer, "test-clip", torch.device("cpu"))
 
 
 @pytest.fixture(scope="module")

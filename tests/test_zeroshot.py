@@ -6,14 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mmlesson import data, train, zeroshot
-from mmlesson.clip import bundle_from_model
-
-
-@pytest.fixture(scope="module")
-def bundle():
-    model, tokenizer = train.new_tiny_clip(width=64, layers=1)
-    return bundle_from_model(model.eval(), tokenizer, "test-clip", torch.device("cpu"))
+from mmlesson import data, zeroshot
 
 
 @pytest.fixture(scope="module")
