@@ -7,9 +7,13 @@ at hand (PIL images of any mode, paths, numpy arrays, or an already preprocessed
 
 The **tiny** CLIP is open_clip's own `CLIP` class with a small configuration, trained on the Shapes world by
 `python -m mmlesson.train clip` and shipped in `mmlesson/weights/`. It reads text with the real CLIP BPE
-tokenizer, but keeps embedding rows only for the word pieces of the course's vocabulary (about 60 of CLIP's
+tokenizer, but keeps embedding rows only for the word pieces of the course's vocabulary (34 of CLIP's
 49,408): the full table would be 79% of the model's parameters and almost all of it never trained.
 `CompactTokenizer` maps CLIP's token ids onto those rows; any other word piece becomes "unknown".
+
+The **full** CLIP is open_clip's ViT-B-32 trained on LAION-2B, its weights fetched once through
+`mmlesson.assets` (pinned sha256, mirrors, a cache an instructor can share), in float16 on a GPU. Any other
+open_clip model and tag, or a local checkpoint file, loads the same way.
 """
 
 from __future__ import annotations
