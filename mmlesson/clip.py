@@ -224,17 +224,18 @@ def read_manifest(name: str, weights_dir: Path = WEIGHTS_DIR) -> dict:
 
 
 def load_tiny_clip(device: torch.device, weights_dir: Path = WEIGHTS_DIR) -> ClipBundle:
-    """The shipped tiny CLIP: open_clip's factory builds the registered config, then the weights load."""
-    from safetensors.torch import load_file
-
+    """The shipped tiny CLIP, loaded by open_clip's own factory from its registered config and weights."""
     manifest = read_manifest(TINY_CLIP_NAME, weights_dir)
+    weights = weights_dir / manifest["weights"]
+    if not assets.matches(weights, manifest["files"][weights.name]["sha256"]):
+        raise MMLessonError(
+            f"The shipped weights {weights.name} are damaged (sha256 differs from the manifest): reinstall "
+            "the course package (pip install --force-reinstall -e . in the course folder)."
+        )
     open_clip.add_model_config(weights_dir / f"{TINY_CLIP_NAME}.json")
-    model = open_clip.create_model(TINY_CLIP_NAME, pretrained=None)
-    weights_file = weights_dir / manifest["weights"]
-    state = {k: v.float() for k, v in load_file(weights_file).items()}
-    model.load_state_dict(state)
+    model = open_clip.create_model(TINY_CLIP_NAME, pretrained=str(weights), device=device)
     tokenizer = CompactTokenizer(manifest["tokenizer"]["bpe_ids"], manifest["tokenizer"]["context_length"])
-    return bundle_from_model(model.eval().to(device), tokenizer, TINY_CLIP_NAME, device)
+    return bundle_from_model(model.eval(), tokenizer, TINY_CLIP_NAME, device)
 
 
 def bundle_from_model(model: torch.nn.Module, tokenizer: Any, name: str, device: torch.device) -> ClipBundle:

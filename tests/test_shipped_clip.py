@@ -66,3 +66,19 @@ def test_quality_bars_hold_and_match_the_manifest(bundle, manifest):
 def test_loads_on_the_requested_device(bundle):
     assert bundle.device == torch.device("cpu")
     assert next(bundle.model.parameters()).dtype == torch.float32
+
+
+def test_damaged_weights_are_refused_with_advice(tmp_path):
+    import shutil
+
+    from mmlesson.clip import load_tiny_clip
+    from mmlesson.errors import MMLessonError
+
+    for path in assets.WEIGHTS_DIR.glob(f"{TINY_CLIP_NAME}.*"):
+        shutil.copy(path, tmp_path / path.name)
+    weights = tmp_path / f"{TINY_CLIP_NAME}.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(MMLessonError, match="damaged.*reinstall"):
+        load_tiny_clip(torch.device("cpu"), weights_dir=tmp_path)
