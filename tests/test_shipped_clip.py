@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+
+import open_clip
 import pytest
 import torch
 
 import mmlesson
 from mmlesson import assets, train
-from mmlesson.clip import TINY_CLIP_NAME, read_manifest
+from mmlesson.clip import TINY_CLIP_NAME, load_tiny_clip, read_manifest
+from mmlesson.errors import MMLessonError
 
 WEIGHT_BUDGET_BYTES = 20 * 1024 * 1024  # every shipped weight file together
 QUALITY_BARS = {
@@ -49,8 +53,6 @@ def test_manifest_records_how_the_weights_were_made(manifest):
 
 
 def test_it_is_open_clips_own_clip_class(bundle):
-    import open_clip
-
     assert type(bundle.model) is open_clip.CLIP
     assert bundle.name == TINY_CLIP_NAME and bundle.image_size == 64 and bundle.context_length == 24
 
@@ -69,11 +71,6 @@ def test_loads_on_the_requested_device(bundle):
 
 
 def test_damaged_weights_are_refused_with_advice(tmp_path):
-    import shutil
-
-    from mmlesson.clip import load_tiny_clip
-    from mmlesson.errors import MMLessonError
-
     for path in assets.WEIGHTS_DIR.glob(f"{TINY_CLIP_NAME}.*"):
         shutil.copy(path, tmp_path / path.name)
     weights = tmp_path / f"{TINY_CLIP_NAME}.safetensors"
