@@ -2,7 +2,7 @@
 
 A bundle holds the model, its image preprocessing and its tokenizer, and offers the two calls every lesson
 needs: `encode_images` and `encode_texts`, which return L2-normalized embeddings, so that a dot product *is*
-the cosine similarity. They batch the work, run under `torch.inference_mode`, and accept what a learner has
+the cosine similarity. They batch the work, run under `torch.inference_mode` (yet return ordinary tensors), and accept what a learner has
 at hand (PIL images of any mode, paths, numpy arrays, or an already preprocessed tensor).
 
 The **tiny** CLIP is open_clip's own `CLIP` class with a small configuration, trained on the Shapes world by
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,8 +128,7 @@ class ClipBundle:
             batches = (
                 self._preprocess(items, start, batch_size) for start in range(0, len(items), batch_size)
             )
-        with torch.inference_mode():
-            return torch.cat([self._embed(self.model.encode_image, batch) for batch in batches])
+        return _embed_batches(self.model.encode_image, batches, self.device)
 
     def encode_texts(self, texts: str | Sequence[str], batch_size: int = 256) -> torch.Tensor:
         """L2-normalized text embeddings, a float32 CPU tensor [M, D], computed in batches."""
@@ -141,17 +140,10 @@ class ClipBundle:
             if not isinstance(text, str):
                 raise TypeError(f"text {k} is a {type(text).__name__}, not a string: {text!r}")
         self._warn_about(texts)
-        with torch.inference_mode():
-            return torch.cat(
-                [
-                    self._embed(self.model.encode_text, self.tokenizer(texts[start : start + batch_size]))
-                    for start in range(0, len(texts), batch_size)
-                ]
-            )
-
-    def _embed(self, encoder: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor) -> torch.Tensor:
-        features = encoder(batch.to(self.device, non_blocking=True))
-        return F.normalize(features.float(), dim=-1).cpu()
+        batches = (
+            self.tokenizer(texts[start : start + batch_size]) for start in range(0, len(texts), batch_size)
+        )
+        return _embed_batches(self.model.encode_text, batches, self.device)
 
     def _preprocess(self, items: list, start: int, batch_size: int) -> torch.Tensor:
         """Load and preprocess one batch of images; an unreadable item is named by its index."""
@@ -197,6 +189,19 @@ class ClipBundle:
                     "(mmlesson.data.COLORS, SHAPES, SIZES, POSITIONS).",
                     stacklevel=3,
                 )
+
+
+def _embed_batches(
+    encoder: Callable[[torch.Tensor], torch.Tensor], batches: Iterable[torch.Tensor], device: torch.device
+) -> torch.Tensor:
+    """Normalized embeddings of every batch, computed under inference mode.
+
+    The chunks are joined *outside* inference mode, so the result is an ordinary tensor: a learner may train
+    a linear probe on it (autograd refuses tensors created in inference mode).
+    """
+    with torch.inference_mode():
+        chunks = [F.normalize(encoder(batch.to(device)).float(), dim=-1).cpu() for batch in batches]
+    return torch.cat(chunks)
 
 
 def _n_tokens(tokenizer: Any, text: str) -> int:

@@ -136,3 +136,12 @@ def test_load_clip_rejects_unknown_profile_and_explains_full():
         mmlesson.load_clip(profile="full")
     with pytest.raises(MMLessonError, match="Unknown device"):
         mmlesson.load_clip(profile="tiny", device="gpu")
+
+
+def test_embeddings_can_feed_a_trainable_probe(bundle, shapes):
+    """A linear probe on frozen embeddings must train: the result may not be an inference-mode tensor."""
+    embeddings = bundle.encode_images(shapes.images)
+    assert not embeddings.is_inference()
+    probe = torch.nn.Linear(bundle.embed_dim, 2)
+    probe(embeddings).sum().backward()
+    assert probe.weight.grad is not None
