@@ -2,8 +2,9 @@
 
 A bundle holds the model, its image preprocessing and its tokenizer, and offers the two calls every lesson
 needs: `encode_images` and `encode_texts`, which return L2-normalized embeddings, so that a dot product *is*
-the cosine similarity. They batch the work, run under `torch.inference_mode` (yet return ordinary tensors), and accept what a learner has
-at hand (PIL images of any mode, paths, numpy arrays, or an already preprocessed tensor).
+the cosine similarity. They batch the work, run under `torch.inference_mode` (yet return ordinary tensors),
+and accept what a learner has at hand (PIL images of any mode, paths, numpy arrays, or an already
+preprocessed tensor).
 
 The **tiny** CLIP is open_clip's own `CLIP` class with a small configuration, trained on the Shapes world by
 `python -m mmlesson.train clip` and shipped in `mmlesson/weights/`. It reads text with the real CLIP BPE
