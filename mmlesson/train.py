@@ -133,6 +133,7 @@ def train_clip(
 ) -> list[float]:
     """Train `model` contrastively on fresh batches of `world`; returns the loss of every step."""
     rng = random.Random(seed)
+    device = next(model.parameters()).device  # train where the model lives (a GPU on Colab)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.1, betas=(0.9, 0.98))
     model.train()
     losses = []
@@ -141,8 +142,8 @@ def train_clip(
         texts = [training_caption(c, a, rng) for c, a in zip(batch.captions, batch.attributes)]
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, steps, lr, warmup)
-        image_features = model.encode_image(normalize_pixels(batch.to_tensor()))
-        text_features = model.encode_text(tokenizer(texts))
+        image_features = model.encode_image(normalize_pixels(batch.to_tensor()).to(device))
+        text_features = model.encode_text(tokenizer(texts).to(device))
         loss = contrastive_loss(image_features, text_features, model.logit_scale.exp())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
