@@ -129,7 +129,8 @@ class ClipBundle:
             batches = (
                 self._preprocess(items, start, batch_size) for start in range(0, len(items), batch_size)
             )
-        return _embed_batches(self.model.encode_image, batches, self.device)
+        dtype = next(self.model.parameters()).dtype  # float16 for the full model on a GPU
+        return _embed_batches(self.model.encode_image, (batch.to(dtype) for batch in batches), self.device)
 
     def encode_texts(self, texts: str | Sequence[str], batch_size: int = 256) -> torch.Tensor:
         """L2-normalized text embeddings, a float32 CPU tensor [M, D], computed in batches."""

@@ -10,7 +10,7 @@ import torch
 
 import mmlesson
 from mmlesson import data, train
-from mmlesson.clip import CompactTokenizer
+from mmlesson.clip import CompactTokenizer, bundle_from_model
 from mmlesson.errors import MMLessonError
 
 
@@ -145,3 +145,12 @@ def test_embeddings_can_feed_a_trainable_probe(bundle, shapes):
     probe = torch.nn.Linear(bundle.embed_dim, 2)
     probe(embeddings).sum().backward()
     assert probe.weight.grad is not None
+
+
+def test_a_half_precision_model_takes_float32_pixels(shapes):
+    """The full profile runs in float16 on a GPU; the pixels must follow the model's dtype."""
+    model, tokenizer = train.new_tiny_clip(width=64, layers=1)
+    half = bundle_from_model(model.half().eval(), tokenizer, "half-clip", torch.device("cpu"))
+    images, texts = half.encode_images(shapes.images), half.encode_texts(shapes.captions)
+    assert images.dtype == texts.dtype == torch.float32
+    assert torch.allclose(images.norm(dim=1), torch.ones(len(shapes)), atol=1e-3)
