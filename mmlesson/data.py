@@ -452,12 +452,12 @@ def _to_uint8(array: np.ndarray, what: str) -> np.ndarray:
     Booleans become 0/255, uint16 is 16-bit, other integers are 8-bit if they fit in 0..255 and 16-bit if
     they fit in 0..65535, floats are read as 0..1 (or as 0..255 if some value exceeds 1).
     """
+    if array.size == 0:
+        raise ValueError(f"{what} is empty; an image needs at least one pixel")
     if array.dtype == np.uint8:
         return array
     if array.dtype == np.bool_:
         return array.astype(np.uint8) * 255
-    if array.size == 0:
-        raise ValueError(f"{what} is empty; an image needs at least one pixel")
     low, high = array.min(), array.max()
     if np.issubdtype(array.dtype, np.integer):
         if low >= 0 and high <= 255 and not np.issubdtype(array.dtype, np.uint16):

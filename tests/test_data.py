@@ -433,6 +433,7 @@ def test_load_image_converts_arrays(array, pixel):
         (np.full((4, 4), -1, np.int32), ValueError, r"integer images must lie in 0..255 or 0..65535"),
         (np.zeros((4, 4), complex), TypeError, r"dtype complex128; use uint8, uint16, bool or float"),
         (np.zeros((0, 4)), ValueError, r"is empty"),
+        (np.zeros((0, 0, 3), dtype=np.uint8), ValueError, r"is empty"),
     ],
 )
 def test_load_image_rejects_bad_arrays(array, error, message):

@@ -1,0 +1,267 @@
+"""ImageIndex: building from lists and folders, exact search, safe save/load, and optional FAISS search."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+
+from mmlesson import search
+from mmlesson.data import ShapesWorld
+from mmlesson.search import Hit, ImageIndex
+
+
+@pytest.fixture(scope="module")
+def images() -> list[Image.Image]:
+    return ShapesWorld(seed=0).sample(10).images
+
+
+@pytest.fixture(scope="module")
+def index(bundle, images) -> ImageIndex:
+    return ImageIndex.build(bundle, images, batch_size=4, progress=False)
+
+
+@pytest.fixture
+def folder(tmp_path: Path, images) -> Path:
+    """Three good PNGs written out of order, a corrupt one, an empty one, a text file and a fake PNG."""
+    gallery = tmp_path / "gallery"
+    gallery.mkdir()
+    for name, image in zip(["c.png", "a.PNG", "b.jpg"], images):
+        image.save(gallery / name)
+    (gallery / "d_corrupt.png").write_bytes((gallery / "c.png").read_bytes()[:60])
+    (gallery / "e_empty.png").write_bytes(b"")
+    (gallery / "f_text.png").write_text("not an image")
+    (gallery / "notes.txt").write_text("ignored: not an image extension")
+    return gallery
+
+
+def brute_force(index: ImageIndex, query_vector: torch.Tensor) -> torch.Tensor:
+    return index.embeddings @ query_vector
+
+
+def assert_matches_brute_force(hits: list[Hit], expected_scores: torch.Tensor, k: int) -> None:
+    assert [h.rank for h in hits] == list(range(min(k, len(expected_scores))))
+    scores = [h.score for h in hits]
+    assert scores == sorted(scores, reverse=True)
+    top = torch.sort(expected_scores, descending=True).values[:k]
+    assert torch.allclose(torch.tensor(scores), top, atol=1e-5)
+    for hit in hits:
+        assert hit.score == pytest.approx(expected_scores[hit.index].item(), abs=1e-5)
+
+
+def test_build_from_list_keeps_normalized_embeddings_ids_and_model(bundle, images, index):
+    assert len(index) == len(images)
+    assert index.ids == [str(i) for i in range(len(images))]
+    assert index.model_name == bundle.name and index.skipped == []
+    assert index.embeddings.dtype == torch.float32
+    assert torch.allclose(index.embeddings.norm(dim=1), torch.ones(len(images)), atol=1e-5)
+    assert torch.allclose(index.embeddings, bundle.encode_images(images), atol=1e-5)
+
+
+def test_build_from_folder_sorts_files_and_lists_unreadable_ones(bundle, folder):
+    index = ImageIndex.build(bundle, folder, batch_size=2, progress=False)
+    assert index.ids == [str(folder / name) for name in ["a.PNG", "b.jpg", "c.png"]]
+    skipped = dict(index.skipped)
+    assert list(skipped) == [str(folder / n) for n in ["d_corrupt.png", "e_empty.png", "f_text.png"]]
+    assert "truncated or corrupt" in skipped[str(folder / "d_corrupt.png")]
+    assert "empty (0 bytes)" in skipped[str(folder / "e_empty.png")]
+    assert "not an image file" in skipped[str(folder / "f_text.png")]
+    expected = bundle.encode_images([folder / "a.PNG", folder / "b.jpg", folder / "c.png"])
+    assert torch.allclose(index.embeddings, expected, atol=1e-5)
+
+
+def test_build_from_list_skips_bad_items_by_position(bundle, images, folder):
+    items = [
+        images[0],
+        folder / "e_empty.png",
+        np.zeros((4, 4, 5), np.uint8),
+        folder / "missing.png",
+        images[1],
+    ]
+    index = ImageIndex.build(bundle, items, progress=False)
+    assert index.ids == ["0", "4"]
+    assert [item for item, _ in index.skipped] == [
+        str(folder / "e_empty.png"),
+        "2",
+        str(folder / "missing.png"),
+    ]
+
+
+def test_empty_or_unreadable_gallery_is_refused(bundle, tmp_path, folder):
+    with pytest.raises(ValueError, match="empty"):
+        ImageIndex.build(bundle, [], progress=False)
+    with pytest.raises(ValueError, match="empty"):
+        ImageIndex.build(bundle, tmp_path / "gallery" / "..", progress=False)  # holds only a folder
+    with pytest.raises(ValueError, match="none of the 2 images"):
+        ImageIndex.build(bundle, [folder / "e_empty.png", folder / "f_text.png"], progress=False)
+
+
+def test_text_search_equals_brute_force(bundle, index):
+    hits = index.search("a large red circle on the left", k=4)
+    assert len(hits) == 4 and all(isinstance(h, Hit) for h in hits)
+    expected = brute_force(index, bundle.encode_texts("a large red circle on the left")[0])
+    assert_matches_brute_force(hits, expected, k=4)
+    assert [h.id for h in hits] == [str(h.index) for h in hits]
+
+
+def test_image_query_finds_itself_first(bundle, images, index):
+    hits = index.search(images[3], k=5)
+    assert hits[0].index == 3 and hits[0].score == pytest.approx(1.0, abs=1e-4)
+    assert_matches_brute_force(hits, brute_force(index, bundle.encode_images(images[3])[0]), k=5)
+
+
+def test_embedding_query_is_normalized_torch_or_numpy(index):
+    vector = torch.randn(index.dim, generator=torch.Generator().manual_seed(0))
+    expected = brute_force(index, vector / vector.norm())
+    assert_matches_brute_force(index.search(vector * 7.0, k=3), expected, k=3)
+    assert index.search(vector.numpy(), k=3) == index.search(vector, k=3)
+
+
+def test_k_larger_than_gallery_returns_all_and_k_below_one_is_refused(index):
+    assert sorted(h.index for h in index.search("a circle", k=100)) == list(range(len(index)))
+    for k in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="k must be a positive integer"):
+            index.search("a circle", k=k)
+
+
+def test_embedding_of_wrong_length_is_refused(index):
+    with pytest.raises(ValueError, match=rf"length {index.dim}.*length {index.dim + 1}"):
+        index.search(torch.ones(index.dim + 1))
+    with pytest.raises(ValueError, match="not all zeros"):
+        index.search(np.zeros(index.dim, np.float32))
+
+
+def test_duplicates_are_kept_and_both_found(bundle, images):
+    index = ImageIndex.build(bundle, [images[0], images[1], images[0]], progress=False)
+    hits = index.search(images[0], k=2)
+    assert {h.index for h in hits} == {0, 2}
+    assert hits[1].score == pytest.approx(1.0, abs=1e-4)
+
+
+def test_save_load_round_trip(bundle, index, tmp_path):
+    path = index.save(tmp_path / "gallery.safetensors")
+    loaded = ImageIndex.load(path, bundle=bundle)
+    assert torch.equal(loaded.embeddings, index.embeddings)
+    assert loaded.ids == index.ids and loaded.model_name == index.model_name
+    assert loaded.search("a small blue square", k=5) == index.search("a small blue square", k=5)
+    assert [p.name for p in tmp_path.iterdir()] == ["gallery.safetensors"]  # no temporary file left behind
+
+
+def test_skipped_items_survive_save_and_load(bundle, folder, tmp_path):
+    index = ImageIndex.build(bundle, folder, progress=False)
+    loaded = ImageIndex.load(index.save(tmp_path / "i.safetensors"))
+    assert loaded.skipped == index.skipped and loaded.ids == index.ids
+
+
+def test_index_loaded_without_bundle_searches_embeddings_only(index, images, tmp_path):
+    loaded = ImageIndex.load(index.save(tmp_path / "i.safetensors"))
+    assert loaded.search(index.embeddings[2], k=1)[0].index == 2
+    for query in ("a red circle", images[0]):
+        with pytest.raises(ValueError, match="bundle="):
+            loaded.search(query)
+
+
+def test_truncated_file_is_refused(index, tmp_path):
+    path = index.save(tmp_path / "i.safetensors")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="damaged.*rebuild the index"):
+        ImageIndex.load(path)
+
+
+@pytest.mark.parametrize("where", ["embeddings", "ids"])
+def test_edited_byte_is_refused(index, tmp_path, where):
+    path = index.save(tmp_path / "i.safetensors")
+    data = path.read_bytes()
+    if where == "embeddings":  # flip one bit of the last float
+        data = data[:-1] + bytes([data[-1] ^ 0x01])
+    else:  # rename item "3" to "7" in the header's JSON (still valid JSON, still parses)
+        data = data.replace(b'\\"3\\"', b'\\"7\\"', 1)
+    path.write_bytes(data)
+    with pytest.raises(ValueError, match="damaged.*rebuild the index"):
+        ImageIndex.load(path)
+
+
+def test_files_that_are_not_an_index_are_refused(tmp_path, folder):
+    other = tmp_path / "weights.safetensors"
+    save_file({"embeddings": torch.ones(2, 4)}, str(other))
+    with pytest.raises(ValueError, match="not an image index"):
+        ImageIndex.load(other)
+    with pytest.raises(ValueError, match="not an image index"):
+        ImageIndex.load(folder / "c.png")
+
+
+def test_index_of_another_model_is_refused(bundle, index, tmp_path):
+    path = index.save(tmp_path / "i.safetensors")
+    other = dataclasses.replace(bundle, name="another-clip")
+    with pytest.raises(
+        ValueError, match=f"built with {bundle.name}, you passed another-clip.*not comparable"
+    ):
+        ImageIndex.load(path, bundle=other)
+
+
+def test_failed_save_leaves_no_file(index, tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(OSError):
+        index.save(blocker / "i.safetensors")
+    assert list(tmp_path.iterdir()) == [blocker]
+
+    target = tmp_path / "i.safetensors"
+    index.save(target)
+    before = target.read_bytes()
+
+    def fail(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError, match="disk full"):  # the old index stays: only the rename replaces it
+        ImageIndex(index.embeddings[:2], ["x", "y"], index.model_name).save(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "i.safetensors"]
+    assert target.read_bytes() == before
+
+
+def random_index(n: int = 2000, dim: int = 16, seed: int = 0) -> tuple[ImageIndex, torch.Tensor]:
+    generator = torch.Generator().manual_seed(seed)
+    vectors = torch.nn.functional.normalize(torch.randn(n + 50, dim, generator=generator), dim=1)
+    return ImageIndex(vectors[:n], [str(i) for i in range(n)], "random"), vectors[n:]
+
+
+@pytest.mark.parametrize(
+    ("kind", "params"), [("ivf", {"nlist": 32, "nprobe": 12}), ("hnsw", {"m": 16, "ef_search": 64})]
+)
+def test_approximate_search_has_high_recall(kind, params):
+    pytest.importorskip("faiss")
+    index, queries = random_index()
+    approximate = index.approximate(kind, **params)
+    recall = approximate.recall(list(queries), k=10)
+    print(f"{kind} {params}: recall@10 = {recall:.3f}")
+    assert recall > 0.9
+    hits = approximate.search(queries[0], k=10)
+    assert [h.rank for h in hits] == list(range(10))
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_approximate_search_returns_all_for_large_k_and_refuses_bad_params():
+    pytest.importorskip("faiss")
+    index, queries = random_index(n=50)
+    assert len(index.approximate("hnsw").search(queries[0], k=100)) == 50
+    with pytest.raises(ValueError, match="unknown ivf parameters"):
+        index.approximate("ivf", ef_search=10)
+    with pytest.raises(ValueError, match="unknown kind"):
+        index.approximate("lsh")
+
+
+def test_recall_at_k_counts_shared_results():
+    def hits(*indices):
+        return [Hit(rank, i, str(i), 1.0 - rank / 10) for rank, i in enumerate(indices)]
+
+    assert search.recall_at_k([hits(1, 2), hits(3, 4)], [hits(2, 1), hits(3, 9)]) == pytest.approx(0.75)
+    with pytest.raises(ValueError, match="same, nonzero number"):
+        search.recall_at_k([hits(1)], [])
