@@ -25,7 +25,8 @@ def requirement_key(requirement: str) -> tuple[str, str]:
 
 def pyproject_requirements() -> set[tuple[str, str]]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    listed = project["dependencies"] + project["optional-dependencies"]["test"]
+    extras = project["optional-dependencies"].values()
+    listed = project["dependencies"] + [requirement for extra in extras for requirement in extra]
     return {requirement_key(r) for r in listed if "python_version <" not in r}
 
 
