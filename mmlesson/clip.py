@@ -118,7 +118,7 @@ class ClipBundle:
 
     def encode_images(self, images: ImageInput | Sequence[ImageInput] | torch.Tensor, batch_size: int = 64):
         """L2-normalized image embeddings, a float32 CPU tensor [N, D], computed in batches."""
-        _check_batch_size(batch_size)
+        check_batch_size(batch_size)
         if isinstance(images, torch.Tensor):
             pixels = self._check_pixels(images)
             batches = (pixels[start : start + batch_size] for start in range(0, len(pixels), batch_size))
@@ -134,7 +134,7 @@ class ClipBundle:
 
     def encode_texts(self, texts: str | Sequence[str], batch_size: int = 256) -> torch.Tensor:
         """L2-normalized text embeddings, a float32 CPU tensor [M, D], computed in batches."""
-        _check_batch_size(batch_size)
+        check_batch_size(batch_size)
         texts = [texts] if isinstance(texts, str) else list(texts)
         if not texts:
             raise ValueError("encode_texts got no texts: pass a list with at least one string")
@@ -214,7 +214,8 @@ def _n_tokens(tokenizer: Any, text: str) -> int:
     return len(encode(text)) + 2 if callable(encode) else 0
 
 
-def _check_batch_size(batch_size: int) -> None:
+def check_batch_size(batch_size: int) -> None:
+    """Refuse a batch size that is not a positive integer (shared by every batched call)."""
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
 

@@ -30,7 +30,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as safetensors_bytes
 from tqdm.auto import tqdm
 
-from mmlesson.clip import ClipBundle, ImageInput, _check_batch_size
+from mmlesson.clip import ClipBundle, ImageInput, check_batch_size
 from mmlesson.data import load_image
 
 FORMAT = "mmlesson-image-index"
@@ -102,7 +102,7 @@ class ImageIndex:
         A gallery gathered from the web always holds a few broken files; they are skipped and listed in
         `index.skipped` with the reason, so one bad file does not cost the whole build.
         """
-        _check_batch_size(batch_size)
+        check_batch_size(batch_size)
         items, ids = _gallery(images)
         embeddings, kept_ids, skipped = [], [], []
         with tqdm(total=len(items), desc="Embedding images", unit="image", disable=not progress) as bar:
