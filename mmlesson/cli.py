@@ -79,15 +79,12 @@ def check_profile_assets(profile: str) -> list[Check]:
     if not needed:
         return [(True, f"the {profile} profile downloads nothing: its models ship with the package")]
     hint = f"-> python -m mmlesson fetch --profile {profile}"
-    return [
-        (
-            cached,
-            f"{a.name} ({assets.human_size(a.size)}): "
-            + ("cached, sha256 ok" if cached else f"missing {hint}"),
-        )
-        for a in needed
-        for cached in [assets.is_cached(a.name)]
-    ]
+    results = []
+    for asset in needed:
+        cached = assets.is_cached(asset.name)
+        state = "cached, sha256 ok" if cached else f"missing {hint}"
+        results.append((cached, f"{asset.name} ({assets.human_size(asset.size)}): {state}"))
+    return results
 
 
 def check_shapes_world() -> Check:

@@ -83,9 +83,9 @@ class CompactTokenizer:
         """[N, context_length] token ids (long), truncated to the context length like CLIP's tokenizer."""
         return self.table[self.bpe(texts, context_length=self.context_length)]
 
-    def n_tokens(self, text: str) -> int:
-        """How many tokens `text` needs, counting the start and end tokens."""
-        return len(self.bpe.encode(text)) + 2
+    def encode(self, text: str) -> list[int]:
+        """CLIP's BPE ids of `text` (without start and end tokens), as `SimpleTokenizer.encode` gives."""
+        return self.bpe.encode(text)
 
     def unknown_words(self, text: str) -> list[str]:
         """The words of `text` that contain a word piece this model has no embedding for."""
@@ -208,8 +208,6 @@ def _embed_batches(
 
 def _n_tokens(tokenizer: Any, text: str) -> int:
     """Tokens `text` needs with start and end; 0 when the tokenizer cannot say (no truncation warning)."""
-    if isinstance(tokenizer, CompactTokenizer):
-        return tokenizer.n_tokens(text)
     encode = getattr(tokenizer, "encode", None)
     return len(encode(text)) + 2 if callable(encode) else 0
 

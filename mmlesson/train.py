@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import math
 import random
@@ -73,19 +74,13 @@ def training_caption(caption: str, attributes: dict, rng: random.Random) -> str:
 def course_texts() -> list[str]:
     """Every text the training can produce, plus the zero-shot prompts: the tiny CLIP's whole vocabulary."""
     texts = [ZERO_SHOT_TEMPLATE.format(f"{c} {s}") for c, s in data.ALL_COMBOS]
-    for color, shape, size, position in _all_descriptions():
+    for color, shape, size, position in itertools.product(
+        data.COLORS, data.SHAPES, data.SIZES, data.POSITIONS
+    ):
         attributes = {"color": color, "shape": shape, "size": size, "position": position}
         texts += [data.caption(attributes, t) for t in range(len(data.CAPTION_TEMPLATES))]
     texts += [f"{prefix} shape" for prefix in PROMPT_PREFIXES]
     return texts
-
-
-def _all_descriptions():
-    for color in data.COLORS:
-        for shape in data.SHAPES:
-            for size in data.SIZES:
-                for position in data.POSITIONS:
-                    yield color, shape, size, position
 
 
 def course_bpe_ids() -> list[int]:

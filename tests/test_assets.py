@@ -6,6 +6,7 @@ After every scenario the cache must hold either the right file or nothing: never
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 import textwrap
@@ -187,6 +188,6 @@ def test_verify_shipped_detects_missing_and_tampered(tmp_path):
         "bad.safetensors": {"sha256": hashlib.sha256(b"weights").hexdigest(), "size": 8},
         "gone.safetensors": {"sha256": "0" * 64, "size": 1},
     }
-    (tmp_path / "tiny.manifest.json").write_text(__import__("json").dumps({"files": files}))
+    (tmp_path / "tiny.manifest.json").write_text(json.dumps({"files": files}))
     rows = {name: ok for name, ok, _ in assets.verify_shipped(tmp_path)}
     assert rows == {"bad.safetensors": False, "gone.safetensors": False, "good.safetensors": True}

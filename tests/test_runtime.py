@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+
+import numpy as np
 import pytest
 import torch
 
@@ -47,9 +50,9 @@ def test_setup_shows_home_as_tilde(monkeypatch, tmp_path, capsys):
 
 def test_setup_seeds_every_generator():
     mmlesson.setup(seed=7, verbose=False)
-    first = torch.rand(3), __import__("numpy").random.rand(), __import__("random").random()
+    first = torch.rand(3), np.random.rand(), random.random()
     mmlesson.setup(seed=7, verbose=False)
-    second = torch.rand(3), __import__("numpy").random.rand(), __import__("random").random()
+    second = torch.rand(3), np.random.rand(), random.random()
     assert torch.equal(first[0], second[0]) and first[1:] == second[1:]
 
 
