@@ -2,13 +2,14 @@
 
 Because `ClipBundle` returns L2-normalized embeddings, the cosine similarity of a query with every gallery
 image is one matrix-vector product, and the best `k` are `torch.topk` of it: exact search, fast enough for
-the hundred thousand images a laptop holds. `ImageIndex.approximate` hands the same vectors to FAISS (an
-optional dependency: `pip install faiss-cpu`) for the millions where exact search gets slow, and
-`recall_at_k` measures what that speed costs.
+the hundred thousand images a laptop holds, and for a million in float16 (half the memory, scores good to
+about four decimals). `ImageIndex.approximate` hands the same vectors to FAISS (an optional dependency:
+`pip install faiss-cpu`) for the millions where exact search gets slow, and `recall_at_k` measures what that
+speed costs.
 
-An index is saved as one `.safetensors` file, never a pickle: opening a shared index cannot run code. The
-header records the model that made the embeddings (vectors of different models are not comparable), the
-items' ids and a sha256 checksum, so a damaged file is refused instead of giving quietly wrong answers.
+An index is saved as one `.safetensors` file, never a pickle: opening a shared index cannot run code. It
+records the model that made the embeddings (vectors of different models are not comparable), the items' ids
+and a sha256 checksum, so a damaged file is refused instead of giving quietly wrong answers.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save as safetensors_bytes
+from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from mmlesson.clip import ClipBundle, ImageInput, check_batch_size
@@ -35,8 +37,11 @@ from mmlesson.data import load_image
 
 FORMAT = "mmlesson-image-index"
 FORMAT_VERSION = 1
+DTYPES = (torch.float32, torch.float16)
 FAISS_PARAMS = {"ivf": {"nlist", "nprobe"}, "hnsw": {"m", "ef_search"}}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
+ROWS_PER_CHUNK = 65536  # rows normalized, hashed or handed to FAISS at a time: bounded extra memory
+SCORES_PER_PASS = 2**24  # query-image scores held at once (64 MB), however many queries and images
 
 Query = str | ImageInput | torch.Tensor
 
@@ -54,8 +59,11 @@ class Hit:
 class ImageIndex:
     """Normalized image embeddings with the ids of the images and the name of the model that made them.
 
-    Build one with `ImageIndex.build(bundle, images)` or `ImageIndex.load(path, bundle)`. `skipped` lists
-    the (id, reason) of every item the build could not read.
+    Build one with `ImageIndex.build(bundle, images)`, `ImageIndex.load(path, bundle)`, or directly from
+    embeddings [N, D]. `dtype` is how they are stored: float32, or float16 for half the memory (the default
+    keeps float16 embeddings in float16 and makes anything else float32). Embeddings that are already
+    normalized, on the CPU and in that dtype are shared, not copied: a million of them is a gigabyte.
+    `skipped` lists the (id, reason) of every item the build could not read.
     """
 
     def __init__(
@@ -65,6 +73,7 @@ class ImageIndex:
         model_name: str,
         bundle: ClipBundle | None = None,
         skipped: Sequence[tuple[str, str]] = (),
+        dtype: torch.dtype | None = None,
     ) -> None:
         if embeddings.ndim != 2 or len(embeddings) != len(ids):
             raise ValueError(
@@ -73,7 +82,7 @@ class ImageIndex:
             )
         if len(ids) == 0:
             raise ValueError("an image index needs at least one image")
-        self.embeddings = F.normalize(embeddings.detach().float().cpu(), dim=-1).contiguous()
+        self.embeddings = _normalized_rows(embeddings.detach(), _storage_dtype(embeddings, dtype))
         self.ids = [str(i) for i in ids]
         self.model_name = model_name
         self.bundle = bundle
@@ -83,7 +92,8 @@ class ImageIndex:
         return len(self.ids)
 
     def __repr__(self) -> str:
-        return f"ImageIndex({len(self)} images, dim={self.dim}, model={self.model_name!r})"
+        dtype = str(self.embeddings.dtype).removeprefix("torch.")
+        return f"ImageIndex({len(self)} images, dim={self.dim}, {dtype}, model={self.model_name!r})"
 
     @property
     def dim(self) -> int:
@@ -96,26 +106,28 @@ class ImageIndex:
         images: Sequence[ImageInput] | str | Path,
         batch_size: int = 64,
         progress: bool = True,
+        dtype: torch.dtype = torch.float32,
     ) -> ImageIndex:
         """Embed every readable image of `images` (a list, or a folder whose image files are taken sorted).
 
         A gallery gathered from the web always holds a few broken files; they are skipped and listed in
-        `index.skipped` with the reason, so one bad file does not cost the whole build.
+        `index.skipped` with the reason, so one bad file does not cost the whole build. While the model
+        embeds one batch, a second thread reads and preprocesses the next (decoding files is slow too).
         """
         check_batch_size(batch_size)
         items, ids = _gallery(images)
         embeddings, kept_ids, skipped = [], [], []
         with tqdm(total=len(items), desc="Embedding images", unit="image", disable=not progress) as bar:
-            for start in range(0, len(items), batch_size):
-                loaded, loaded_ids = _load_batch(items[start : start + batch_size], ids[start:], skipped)
-                if loaded:
-                    embeddings.append(bundle.encode_images(loaded, batch_size=batch_size))
-                    kept_ids += loaded_ids
-                bar.update(min(batch_size, len(items) - start))
+            for pixels, batch_ids, batch_skipped in _preprocessed_batches(bundle, items, ids, batch_size):
+                if batch_ids:
+                    embeddings.append(bundle.encode_images(pixels, batch_size=batch_size))
+                    kept_ids += batch_ids
+                skipped += batch_skipped
+                bar.update(len(batch_ids) + len(batch_skipped))
         if not kept_ids:
             reasons = "; ".join(f"{item}: {reason}" for item, reason in skipped[:3])
             raise ValueError(f"none of the {len(items)} images could be read ({reasons})")
-        return cls(torch.cat(embeddings), kept_ids, bundle.name, bundle, skipped)
+        return cls(torch.cat(embeddings), kept_ids, bundle.name, bundle, skipped, dtype)
 
     def search(self, query: Query, k: int = 10) -> list[Hit]:
         """The `k` gallery images most similar to `query`, best first (exact cosine similarity).
@@ -123,10 +135,20 @@ class ImageIndex:
         query: a text (a `str` is always read as text; pass a `pathlib.Path` for an image file), a PIL
         image, a numpy image array, or an embedding (a 1-D tensor or numpy array of length `dim`).
         """
+        return self.search_many([query], k)[0]
+
+    def search_many(self, queries: Sequence[Query] | torch.Tensor, k: int = 10) -> list[list[Hit]]:
+        """`search` for many queries at once (a list of queries, or embeddings [Q, D]): one list of hits each.
+
+        Texts are embedded in one batch and scores computed for many queries per pass over the gallery,
+        so this is much faster than a loop over `search`.
+        """
         _check_k(k)
-        scores = self.embeddings @ self.query_vector(query)
-        top = torch.topk(scores, min(k, len(self)))
-        return self._hits(top.indices.tolist(), top.values.tolist())
+        results = []
+        for chunk in self.query_vectors(queries).split(max(1, SCORES_PER_PASS // len(self))):
+            top = torch.topk(self._similarities(chunk), min(k, len(self)), dim=1)
+            results += [self._hits(i.tolist(), s.tolist()) for i, s in zip(top.indices, top.values)]
+        return results
 
     def query_vector(self, query: Query) -> torch.Tensor:
         """The normalized embedding [D] of a query, computed with the index's model where needed."""
@@ -141,19 +163,34 @@ class ImageIndex:
             f"got {type(query).__name__}"
         )
 
+    def query_vectors(self, queries: Sequence[Query] | torch.Tensor) -> torch.Tensor:
+        """Normalized embeddings [Q, D] of many queries; a list of texts is embedded in one batch."""
+        if isinstance(queries, (torch.Tensor, np.ndarray)):
+            queries = torch.as_tensor(queries)
+            if queries.ndim != 2:
+                raise ValueError(f"embedding queries must be [Q, {self.dim}], got {tuple(queries.shape)}")
+        elif isinstance(queries, str) or not isinstance(queries, Sequence):
+            raise TypeError(
+                "search_many takes a list of queries or a [Q, D] tensor; for one query use search"
+            )
+        if len(queries) == 0:
+            raise ValueError("search_many got no queries")
+        if not isinstance(queries, torch.Tensor) and all(isinstance(q, str) for q in queries):
+            return self._require_bundle("a text query").encode_texts(list(queries))
+        return torch.stack([self.query_vector(query) for query in queries])
+
     def save(self, path: str | Path) -> Path:
         """Write the index to one `.safetensors` file, atomically: a failed save leaves no partial file."""
         path = Path(path)
-        ids_json = json.dumps(self.ids)
+        ids = _ids_tensor(self.ids)
         metadata = {
             "format": FORMAT,
             "version": str(FORMAT_VERSION),
             "model": self.model_name,
-            "ids": ids_json,
             "skipped": json.dumps(self.skipped),
-            "sha256": _checksum(self.embeddings, ids_json, self.model_name),
+            "sha256": _checksum(self.embeddings, ids, self.model_name),
         }
-        _write_atomically(path, safetensors_bytes({"embeddings": self.embeddings}, metadata))
+        _write_atomically(path, {"embeddings": self.embeddings, "ids": ids}, metadata)
         return path
 
     @classmethod
@@ -163,14 +200,13 @@ class ImageIndex:
         Refuses a damaged file, a file that is not an index, and a bundle of another model.
         """
         path = Path(path)
-        embeddings, metadata = _read_index_file(path)
+        tensors, metadata = _read_index_file(path)
         if metadata.get("format") != FORMAT:
             raise ValueError(f"{path} is a safetensors file but not an image index saved by ImageIndex.save")
         if int(metadata.get("version", 0)) > FORMAT_VERSION:
             raise ValueError(f"{path} was saved by a newer mmlesson; upgrade it (pip install -U mmlesson)")
-        if metadata.get("sha256") != _checksum(
-            embeddings, metadata.get("ids", ""), metadata.get("model", "")
-        ):
+        embeddings, ids = tensors["embeddings"], tensors["ids"]
+        if metadata.get("sha256") != _checksum(embeddings, ids, metadata.get("model", "")):
             raise ValueError(
                 f"{path} is damaged (its checksum does not match its contents): rebuild the index"
             )
@@ -181,15 +217,27 @@ class ImageIndex:
                 f"are not comparable. Load the model {model}, or rebuild the index with yours."
             )
         skipped = [tuple(pair) for pair in json.loads(metadata.get("skipped", "[]"))]
-        return cls(embeddings, json.loads(metadata["ids"]), model, bundle, skipped)
+        return cls(embeddings, json.loads(bytes(ids.numpy())), model, bundle, skipped)
 
     def approximate(self, kind: str = "ivf", **params: int) -> ApproximateIndex:
         """An approximate FAISS index over the same embeddings (needs `pip install faiss-cpu`).
 
         kind "ivf": k-means cells, searching `nprobe` of `nlist` cells; "hnsw": a neighbour graph with `m`
         links per node, searching `ef_search` candidates. Larger `nprobe`/`ef_search`: better recall, slower.
+        FAISS keeps its own copy of the vectors, in this index's precision (float16 stays float16).
         """
-        return ApproximateIndex(self, _faiss_index(self.embeddings.numpy(), kind, params), kind)
+        return ApproximateIndex(self, _faiss_index(self.embeddings, kind, params), kind)
+
+    def _similarities(self, queries: torch.Tensor) -> torch.Tensor:
+        """Cosine similarities [Q, N] of normalized queries with every gallery image.
+
+        Measured on a 2-core CPU, NumPy's float32 matrix product reads the gallery about twice as fast as
+        torch's, while torch's float16 one is the fast one (NumPy has no fast float16 path): use each where
+        it wins. float16 goes one query at a time, as its matrix-vector kernel is the fast one.
+        """
+        if self.embeddings.dtype == torch.float16:
+            return torch.stack([self.embeddings @ query.half() for query in queries]).float()
+        return torch.from_numpy(queries.numpy() @ self.embeddings.numpy().T)
 
     def _hits(self, indices: list[int], scores: list[float]) -> list[Hit]:
         return [Hit(rank, i, self.ids[i], score) for rank, (i, score) in enumerate(zip(indices, scores))]
@@ -227,16 +275,20 @@ class ApproximateIndex:
 
     def search(self, query: Query, k: int = 10) -> list[Hit]:
         """The approximate `k` best gallery images for `query` (same queries as `ImageIndex.search`)."""
-        _check_k(k)
-        vector = self.exact.query_vector(query).numpy()[None]
-        scores, indices = self.faiss_index.search(vector, min(k, len(self)))
-        found = indices[0] >= 0  # FAISS pads with -1 when the cells it searched hold fewer than k images
-        return self.exact._hits(indices[0][found].tolist(), scores[0][found].tolist())
+        return self.search_many([query], k)[0]
 
-    def recall(self, queries: Sequence[Query], k: int = 10) -> float:
+    def search_many(self, queries: Sequence[Query] | torch.Tensor, k: int = 10) -> list[list[Hit]]:
+        """`search` for many queries in one FAISS call."""
+        _check_k(k)
+        vectors = self.exact.query_vectors(queries).numpy()
+        scores, indices = self.faiss_index.search(vectors, min(k, len(self)))
+        found = indices >= 0  # FAISS pads with -1 when the cells it searched hold fewer than k images
+        return [self.exact._hits(i[f].tolist(), s[f].tolist()) for i, s, f in zip(indices, scores, found)]
+
+    def recall(self, queries: Sequence[Query] | torch.Tensor, k: int = 10) -> float:
         """recall@k of this index against exact search over `queries` (see `recall_at_k`)."""
-        exact = [self.exact.search(q, k) for q in queries]
-        return recall_at_k(exact, [self.search(q, k) for q in queries])
+        vectors = self.exact.query_vectors(queries)
+        return recall_at_k(self.exact.search_many(vectors, k), self.search_many(vectors, k))
 
 
 def recall_at_k(exact_hits: Sequence[Sequence[Hit]], approx_hits: Sequence[Sequence[Hit]]) -> float:
@@ -250,6 +302,60 @@ def recall_at_k(exact_hits: Sequence[Sequence[Hit]], approx_hits: Sequence[Seque
         for exact, approx in zip(exact_hits, approx_hits)
     ]
     return float(np.mean(shares))
+
+
+def synthetic_embeddings(
+    n: int, dim: int = 512, clusters: int = 0, spread: float = 1.0, seed: int = 0, dtype=torch.float16
+) -> torch.Tensor:
+    """`n` random unit vectors [n, dim], made a chunk at a time (a million float16 ones: 1 GB, no more).
+
+    clusters=0: uniform on the sphere, the worst case for approximate search (no structure to exploit).
+    clusters>0: each vector a random one of `clusters` random centers plus noise of size `spread`, closer
+    to real embeddings, where similar images gather. Vectors of the same `seed` are identical everywhere.
+    """
+    if n < 1 or dim < 1 or clusters < 0 or spread <= 0:
+        raise ValueError(f"need n, dim >= 1, clusters >= 0, spread > 0; got {n}, {dim}, {clusters}, {spread}")
+    generator = torch.Generator().manual_seed(seed)
+    centers = F.normalize(torch.randn(clusters, dim, generator=generator), dim=1) if clusters else None
+    vectors = torch.empty(n, dim, dtype=dtype)
+    for start in range(0, n, ROWS_PER_CHUNK):
+        rows = min(ROWS_PER_CHUNK, n - start)
+        chunk = torch.randn(rows, dim, generator=generator)
+        if centers is not None:
+            chunk = centers[torch.randint(clusters, (rows,), generator=generator)] + spread * chunk / dim**0.5
+        vectors[start : start + rows] = F.normalize(chunk, dim=1)
+    return vectors
+
+
+def _storage_dtype(embeddings: torch.Tensor, dtype: torch.dtype | None) -> torch.dtype:
+    if dtype is None:
+        return torch.float16 if embeddings.dtype == torch.float16 else torch.float32
+    if dtype not in DTYPES:
+        raise ValueError(f"an index stores float32 or float16 embeddings, not {dtype}")
+    return dtype
+
+
+def _normalized_rows(embeddings: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The rows scaled to unit length, in `dtype` on the CPU, computed a chunk at a time.
+
+    Rows that are already so are shared, not copied: a million float16 embeddings is a gigabyte.
+    """
+    if not embeddings.is_floating_point():
+        raise ValueError(f"embeddings must be floating point, got {embeddings.dtype}")
+    norms = torch.cat([chunk.float().norm(dim=1).cpu() for chunk in embeddings.split(ROWS_PER_CHUNK)])
+    if not torch.isfinite(norms).all() or not norms.all():
+        raise ValueError("embeddings must be finite, and no row may be all zeros")
+    tolerance = 1e-3 if dtype == torch.float16 else 1e-5
+    stored_as_is = (
+        embeddings.dtype == dtype and embeddings.device.type == "cpu" and embeddings.is_contiguous()
+    )
+    if stored_as_is and (norms - 1).abs().max() <= tolerance:
+        return embeddings
+    result = torch.empty(embeddings.shape, dtype=dtype)
+    for start in range(0, len(embeddings), ROWS_PER_CHUNK):
+        rows = slice(start, start + ROWS_PER_CHUNK)
+        result[rows] = embeddings[rows].float().cpu() / norms[rows, None]
+    return result
 
 
 def _gallery(images: Sequence[ImageInput] | str | Path) -> tuple[list, list[str]]:
@@ -272,18 +378,28 @@ def _gallery(images: Sequence[ImageInput] | str | Path) -> tuple[list, list[str]
     return items, ids
 
 
-def _load_batch(
-    items: list, ids: list[str], skipped: list[tuple[str, str]]
-) -> tuple[list[Image.Image], list[str]]:
-    """Load the readable items of a batch; record each unreadable one in `skipped` and carry on."""
-    loaded, loaded_ids = [], []
-    for item, item_id in zip(items, ids):
-        try:
-            loaded.append(load_image(item))
-            loaded_ids.append(item_id)
-        except (ValueError, OSError) as error:
-            skipped.append((item_id, str(error)))
-    return loaded, loaded_ids
+def _preprocessed_batches(
+    bundle: ClipBundle, items: list, ids: list[str], batch_size: int
+) -> Iterator[tuple[torch.Tensor | None, list[str], list[tuple[str, str]]]]:
+    """(pixels, ids, skipped) of each batch, the next batch prepared in a thread while this one is used."""
+    starts = range(0, len(items), batch_size)
+
+    def prepare(start: int) -> tuple[torch.Tensor | None, list[str], list[tuple[str, str]]]:
+        pixels, kept, skipped = [], [], []
+        for item, item_id in zip(items[start : start + batch_size], ids[start:]):
+            try:
+                pixels.append(bundle.preprocess(load_image(item)))
+                kept.append(item_id)
+            except (ValueError, TypeError, OSError) as error:
+                skipped.append((item_id, str(error)))
+        return (torch.stack(pixels) if pixels else None), kept, skipped
+
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        upcoming = reader.submit(prepare, starts[0])
+        for start in starts[1:]:
+            current, upcoming = upcoming.result(), reader.submit(prepare, start)
+            yield current
+        yield upcoming.result()
 
 
 def _check_k(k: int) -> None:
@@ -291,50 +407,54 @@ def _check_k(k: int) -> None:
         raise ValueError(f"k must be a positive integer, got {k!r}")
 
 
-def _checksum(embeddings: torch.Tensor, ids_json: str, model: str) -> str:
+def _ids_tensor(ids: list[str]) -> torch.Tensor:
+    """The ids as UTF-8 JSON in a uint8 tensor: any number fits (a safetensors header holds 100 MB)."""
+    return torch.frombuffer(bytearray(json.dumps(ids).encode("utf-8")), dtype=torch.uint8)
+
+
+def _checksum(embeddings: torch.Tensor, ids: torch.Tensor, model: str) -> str:
     """sha256 of the embeddings' bytes, the ids and the model name: any edited byte changes it."""
-    digest = hashlib.sha256(embeddings.contiguous().numpy().tobytes())
-    digest.update(ids_json.encode("utf-8") + b"\0" + model.encode("utf-8"))
+    digest = hashlib.sha256()
+    for start in range(0, len(embeddings), ROWS_PER_CHUNK):  # hashed in place, chunk by chunk: no copy
+        digest.update(embeddings[start : start + ROWS_PER_CHUNK].numpy().data)
+    digest.update(ids.numpy().data)
+    digest.update(b"\0" + model.encode("utf-8"))
     return digest.hexdigest()
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
+def _write_atomically(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
     """Write to a temporary file beside `path`, then rename it over `path` in one step."""
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
     try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
+        save_file(tensors, temporary, metadata)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
 
 
-def _read_index_file(path: Path) -> tuple[torch.Tensor, dict[str, str]]:
-    """The embeddings and header metadata of a safetensors file; a file that does not parse is refused."""
+def _read_index_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors and header metadata of an index file; a file that does not parse is refused."""
     if not path.is_file():
         raise FileNotFoundError(f"no index file at {path}")
     try:
         with safe_open(str(path), framework="pt") as file:
             metadata = file.metadata() or {}
-            embeddings = file.get_tensor("embeddings") if "embeddings" in file.keys() else None
+            tensors = {name: file.get_tensor(name) for name in file.keys()}
     except (SafetensorError, OSError) as error:
         raise ValueError(
             f"{path} is damaged or is not an image index ({error}): rebuild the index and save it again"
         ) from None
-    if embeddings is None or embeddings.dtype != torch.float32 or embeddings.ndim != 2:
-        raise ValueError(f"{path} holds no [N, D] float32 'embeddings': it is not an image index")
-    return embeddings, metadata
+    embeddings, ids = tensors.get("embeddings"), tensors.get("ids")
+    if embeddings is None or embeddings.dtype not in DTYPES or embeddings.ndim != 2 or ids is None:
+        raise ValueError(f"{path} holds no [N, D] 'embeddings' and 'ids': it is not an image index")
+    return tensors, metadata
 
 
-def _faiss_index(vectors: np.ndarray, kind: str, params: dict[str, int]) -> Any:
-    """A trained, filled FAISS inner-product index of `kind` over `vectors`."""
-    try:
-        import faiss
-    except ModuleNotFoundError:
-        raise ModuleNotFoundError(
-            "approximate search needs FAISS: pip install faiss-cpu (or pip install mmlesson[search])"
-        ) from None
+def _faiss_index(embeddings: torch.Tensor, kind: str, params: dict[str, int]) -> Any:
+    """A trained, filled FAISS inner-product index of `kind`, storing vectors in the embeddings' precision."""
+    faiss = _import_faiss()
     if kind not in FAISS_PARAMS:
         raise ValueError(f"unknown kind {kind!r}; choose 'ivf' or 'hnsw'")
     unknown = set(params) - FAISS_PARAMS[kind]
@@ -342,14 +462,39 @@ def _faiss_index(vectors: np.ndarray, kind: str, params: dict[str, int]) -> Any:
         raise ValueError(
             f"unknown {kind} parameters {sorted(unknown)}; it takes {sorted(FAISS_PARAMS[kind])}"
         )
-    n, dim = vectors.shape
+    half = embeddings.dtype == torch.float16
+    fp16, metric, dim = faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT, embeddings.shape[1]
+    cells = 1
     if kind == "ivf":
-        nlist = params.get("nlist", max(1, int(np.sqrt(n))))
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-        index.train(vectors)
-        index.nprobe = params.get("nprobe", max(1, nlist // 4))
+        cells = params.get("nlist", max(1, int(np.sqrt(len(embeddings)))))
+        quantizer = faiss.IndexFlatIP(dim)
+        index = (
+            faiss.IndexIVFScalarQuantizer(quantizer, dim, cells, fp16, metric)
+            if half
+            else faiss.IndexIVFFlat(quantizer, dim, cells, metric)
+        )
+        index.nprobe = params.get("nprobe", max(1, cells // 16))
     else:
-        index = faiss.IndexHNSWFlat(dim, params.get("m", 32), faiss.METRIC_INNER_PRODUCT)
+        m = params.get("m", 32)
+        index = faiss.IndexHNSWSQ(dim, fp16, m, metric) if half else faiss.IndexHNSWFlat(dim, m, metric)
         index.hnsw.efSearch = params.get("ef_search", 64)
-    index.add(vectors)
+    index.train(_training_sample(embeddings, cells))  # IVF: k-means for the cells; HNSW: nothing to learn
+    for start in range(0, len(embeddings), ROWS_PER_CHUNK):  # FAISS takes float32: a chunk at a time
+        index.add(embeddings[start : start + ROWS_PER_CHUNK].float().numpy())
     return index
+
+
+def _training_sample(embeddings: torch.Tensor, cells: int) -> np.ndarray:
+    """A fixed random sample of rows to train `cells` k-means cells on (FAISS uses at most 256 a cell)."""
+    rows = torch.randperm(len(embeddings), generator=torch.Generator().manual_seed(0))[: 256 * cells]
+    return embeddings[rows.sort().values].float().numpy()
+
+
+def _import_faiss() -> Any:
+    try:
+        import faiss
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError(
+            "approximate search needs FAISS: pip install faiss-cpu (or pip install mmlesson[search])"
+        ) from None
+    return faiss

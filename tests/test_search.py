@@ -181,8 +181,8 @@ def test_edited_byte_is_refused(index, tmp_path, where):
     data = path.read_bytes()
     if where == "embeddings":  # flip one bit of the last float
         data = data[:-1] + bytes([data[-1] ^ 0x01])
-    else:  # rename item "3" to "7" in the header's JSON (still valid JSON, still parses)
-        data = data.replace(b'\\"3\\"', b'\\"7\\"', 1)
+    else:  # rename item "3" to "7" in the ids' JSON (still valid JSON, still parses)
+        data = data.replace(b'"3"', b'"7"', 1)
     path.write_bytes(data)
     with pytest.raises(ValueError, match="damaged.*rebuild the index"):
         ImageIndex.load(path)
@@ -265,3 +265,99 @@ def test_recall_at_k_counts_shared_results():
     assert search.recall_at_k([hits(1, 2), hits(3, 4)], [hits(2, 1), hits(3, 9)]) == pytest.approx(0.75)
     with pytest.raises(ValueError, match="same, nonzero number"):
         search.recall_at_k([hits(1)], [])
+
+
+def assert_same_hits(many: list[list[Hit]], single: list[list[Hit]]) -> None:
+    """The same images in the same order, scores equal up to float rounding (BLAS sums in another order)."""
+    assert [[(h.rank, h.index, h.id) for h in hits] for hits in many] == [
+        [(h.rank, h.index, h.id) for h in hits] for hits in single
+    ]
+    for hits_many, hits_single in zip(many, single):
+        assert [h.score for h in hits_many] == pytest.approx([h.score for h in hits_single], abs=1e-5)
+
+
+def test_search_many_equals_one_search_per_query(bundle, images, index, monkeypatch):
+    queries = ["a red circle", images[2], index.embeddings[5] * 3.0, "a small green triangle"]
+    expected = [index.search(q, k=4) for q in queries]
+    assert_same_hits(index.search_many(queries, k=4), expected)
+    assert_same_hits(index.search_many(["a red circle", "a small green triangle"], k=4), expected[::3])
+    monkeypatch.setattr(search, "SCORES_PER_PASS", 1)  # one query per pass: the passes join up in order
+    assert_same_hits(index.search_many(queries, k=4), expected)
+    embeddings = index.embeddings[:3]
+    assert_same_hits(index.search_many(embeddings, k=1), [index.search(e, k=1) for e in embeddings])
+
+
+def test_search_many_refuses_what_is_not_a_list_of_queries(index):
+    with pytest.raises(TypeError, match="for one query use search"):
+        index.search_many("a red circle")
+    with pytest.raises(ValueError, match="no queries"):
+        index.search_many([])
+    with pytest.raises(ValueError, match=r"must be \[Q, "):
+        index.search_many(torch.ones(2, 3, index.dim))
+
+
+def test_float16_index_halves_memory_and_ranks_like_float32(bundle, images, index, tmp_path):
+    half = ImageIndex.build(bundle, images, progress=False, dtype=torch.float16)
+    assert half.embeddings.dtype == torch.float16 and "float16" in repr(half)
+    assert half.embeddings.nbytes * 2 == index.embeddings.nbytes
+    for query in ["a large red circle on the left", images[4]]:
+        exact, approx = index.search(query, k=len(images)), half.search(query, k=len(images))
+        assert [h.score for h in approx] == pytest.approx([h.score for h in exact], abs=2e-3)
+    loaded = ImageIndex.load(half.save(tmp_path / "half.safetensors"), bundle)
+    assert loaded.embeddings.dtype == torch.float16 and torch.equal(loaded.embeddings, half.embeddings)
+
+
+def test_normalized_embeddings_are_shared_others_copied_and_bad_ones_refused():
+    vectors = search.synthetic_embeddings(100, dim=8, seed=1)
+    shared = ImageIndex(vectors, [str(i) for i in range(100)], "random").embeddings
+    assert shared.data_ptr() == vectors.data_ptr()  # the same memory: no second gigabyte for a million
+    raw = vectors.float() * 3.0
+    index = ImageIndex(raw, [str(i) for i in range(100)], "random")
+    assert torch.equal(raw, vectors.float() * 3.0)  # the caller's tensor is left alone
+    assert index.embeddings.dtype == torch.float32
+    assert torch.allclose(index.embeddings.norm(dim=1), torch.ones(100), atol=1e-5)
+    ids = ["a", "b"]
+    for bad, message in [
+        (torch.tensor([[1.0, 0.0], [0.0, 0.0]]), "all zeros"),
+        (torch.tensor([[1.0, float("nan")], [0.0, 1.0]]), "finite"),
+        (torch.ones(2, 2, dtype=torch.long), "floating point"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            ImageIndex(bad, ids, "random")
+    with pytest.raises(ValueError, match="float32 or float16"):
+        ImageIndex(torch.ones(2, 2), ids, "random", dtype=torch.bfloat16)
+
+
+def test_synthetic_embeddings_are_unit_vectors_the_same_for_a_seed():
+    vectors = search.synthetic_embeddings(70_000, dim=4, clusters=3, spread=0.1, seed=3)  # > one chunk
+    assert vectors.shape == (70_000, 4) and vectors.dtype == torch.float16
+    assert torch.allclose(vectors.float().norm(dim=1), torch.ones(70_000), atol=1e-3)
+    assert torch.equal(vectors, search.synthetic_embeddings(70_000, dim=4, clusters=3, spread=0.1, seed=3))
+    close = vectors[:300].float() @ vectors[:300].float().T > 0.9
+    assert len(torch.unique(close, dim=0)) == 3  # every vector is close to exactly one of 3 groups
+    with pytest.raises(ValueError, match="n, dim >= 1"):
+        search.synthetic_embeddings(0)
+
+
+def test_build_skips_a_decompression_bomb_and_objects_that_are_not_images(
+    bundle, images, tmp_path, monkeypatch
+):
+    big = tmp_path / "big.png"
+    Image.new("RGB", (300, 300)).save(big)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100 * 100 // 2)  # 300x300 is then over twice the limit
+    index = ImageIndex.build(bundle, [images[0], big, 42], progress=False)
+    assert index.ids == ["0"]
+    reasons = dict(index.skipped)
+    assert "too large to open safely" in reasons[str(big)]
+    assert "got int" in reasons["2"]
+
+
+@pytest.mark.parametrize("kind", ["ivf", "hnsw"])
+def test_approximate_search_of_a_float16_index(kind):
+    pytest.importorskip("faiss")
+    vectors = search.synthetic_embeddings(3000, dim=32, clusters=30, spread=0.5, seed=4)
+    index = ImageIndex(vectors[:2900], [str(i) for i in range(2900)], "random")
+    approximate = index.approximate(kind)
+    assert approximate.recall(vectors[2900:], k=10) > 0.9
+    queries = vectors[2900:2902]
+    assert_same_hits(approximate.search_many(queries, k=3), [approximate.search(v, k=3) for v in queries])
