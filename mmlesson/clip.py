@@ -31,6 +31,7 @@ import open_clip
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from torchvision.transforms import Normalize, ToTensor
 
 from mmlesson import assets, runtime
 from mmlesson.assets import WEIGHTS_DIR
@@ -147,15 +148,34 @@ class ClipBundle:
         )
         return _embed_batches(self.model.encode_text, batches, self.device)
 
+    def preprocess_batch(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """`preprocess` applied to each RGB image, stacked [N, 3, S, S]: the same numbers, computed faster.
+
+        open_clip's preprocessing resizes and crops a PIL image, then turns it into a float tensor and
+        normalizes it. For small images those last two steps cost more than the resizing (every torch call
+        has a fixed cost), so they run once on the whole batch, with the same arithmetic. A preprocessing
+        of another shape is applied image by image.
+        """
+        steps = list(getattr(self.preprocess, "transforms", []))
+        split = next((k for k, step in enumerate(steps) if isinstance(step, ToTensor)), None)
+        if split is None or not all(isinstance(step, Normalize) for step in steps[split + 1 :]):
+            return torch.stack([self.preprocess(image) for image in images])
+        resized = [_apply(steps[:split], image) for image in images]
+        if any(image.mode != "RGB" for image in resized) or len({image.size for image in resized}) != 1:
+            return torch.stack([self.preprocess(image) for image in images])
+        pixels = torch.from_numpy(np.stack([np.asarray(image) for image in resized]))
+        pixels = pixels.permute(0, 3, 1, 2).contiguous().float().div(255)  # exactly what ToTensor does
+        return _apply(steps[split + 1 :], pixels)
+
     def _preprocess(self, items: list, start: int, batch_size: int) -> torch.Tensor:
         """Load and preprocess one batch of images; an unreadable item is named by its index."""
-        tensors = []
+        images = []
         for k, item in enumerate(items[start : start + batch_size], start=start):
             try:
-                tensors.append(self.preprocess(load_image(item)))
+                images.append(load_image(item))
             except (ValueError, TypeError, OSError) as error:
                 raise type(error)(f"image {k}: {error}") from None
-        return torch.stack(tensors)
+        return self.preprocess_batch(images)
 
     def _check_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
         """A tensor input must already be preprocessed: [N, 3, S, S] (or one image [3, S, S]) at this size."""
@@ -204,6 +224,12 @@ def _embed_batches(
     with torch.inference_mode():
         chunks = [F.normalize(encoder(batch.to(device)).float(), dim=-1).cpu() for batch in batches]
     return torch.cat(chunks)
+
+
+def _apply(steps: Sequence[Callable[[Any], Any]], value: Any) -> Any:
+    for step in steps:
+        value = step(value)
+    return value
 
 
 def _n_tokens(tokenizer: Any, text: str) -> int:

@@ -18,8 +18,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,19 +110,20 @@ class ImageIndex:
         """Embed every readable image of `images` (a list, or a folder whose image files are taken sorted).
 
         A gallery gathered from the web always holds a few broken files; they are skipped and listed in
-        `index.skipped` with the reason, so one bad file does not cost the whole build. While the model
-        embeds one batch, a second thread reads and preprocesses the next (decoding files is slow too).
+        `index.skipped` with the reason, so one bad file does not cost the whole build.
         """
         check_batch_size(batch_size)
         items, ids = _gallery(images)
         embeddings, kept_ids, skipped = [], [], []
         with tqdm(total=len(items), desc="Embedding images", unit="image", disable=not progress) as bar:
-            for pixels, batch_ids, batch_skipped in _preprocessed_batches(bundle, items, ids, batch_size):
-                if batch_ids:
-                    embeddings.append(bundle.encode_images(pixels, batch_size=batch_size))
+            for start in range(0, len(items), batch_size):
+                batch = slice(start, start + batch_size)
+                images, batch_ids, batch_skipped = _load_batch(items[batch], ids[batch])
+                if images:
+                    embeddings.append(bundle.encode_images(bundle.preprocess_batch(images), batch_size))
                     kept_ids += batch_ids
                 skipped += batch_skipped
-                bar.update(len(batch_ids) + len(batch_skipped))
+                bar.update(len(images) + len(batch_skipped))
         if not kept_ids:
             reasons = "; ".join(f"{item}: {reason}" for item, reason in skipped[:3])
             raise ValueError(f"none of the {len(items)} images could be read ({reasons})")
@@ -378,28 +378,16 @@ def _gallery(images: Sequence[ImageInput] | str | Path) -> tuple[list, list[str]
     return items, ids
 
 
-def _preprocessed_batches(
-    bundle: ClipBundle, items: list, ids: list[str], batch_size: int
-) -> Iterator[tuple[torch.Tensor | None, list[str], list[tuple[str, str]]]]:
-    """(pixels, ids, skipped) of each batch, the next batch prepared in a thread while this one is used."""
-    starts = range(0, len(items), batch_size)
-
-    def prepare(start: int) -> tuple[torch.Tensor | None, list[str], list[tuple[str, str]]]:
-        pixels, kept, skipped = [], [], []
-        for item, item_id in zip(items[start : start + batch_size], ids[start:]):
-            try:
-                pixels.append(bundle.preprocess(load_image(item)))
-                kept.append(item_id)
-            except (ValueError, TypeError, OSError) as error:
-                skipped.append((item_id, str(error)))
-        return (torch.stack(pixels) if pixels else None), kept, skipped
-
-    with ThreadPoolExecutor(max_workers=1) as reader:
-        upcoming = reader.submit(prepare, starts[0])
-        for start in starts[1:]:
-            current, upcoming = upcoming.result(), reader.submit(prepare, start)
-            yield current
-        yield upcoming.result()
+def _load_batch(items: list, ids: list[str]) -> tuple[list[Image.Image], list[str], list[tuple[str, str]]]:
+    """The readable images of a batch with their ids, and (id, reason) for each unreadable one."""
+    images, kept, skipped = [], [], []
+    for item, item_id in zip(items, ids):
+        try:
+            images.append(load_image(item))
+            kept.append(item_id)
+        except (ValueError, TypeError, OSError) as error:
+            skipped.append((item_id, str(error)))
+    return images, kept, skipped
 
 
 def _check_k(k: int) -> None:

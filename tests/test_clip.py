@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -54,6 +55,14 @@ def test_preprocess_matches_the_training_pipeline(bundle, shapes):
     via_pil = torch.stack([bundle.preprocess(image) for image in shapes.images])
     via_training = train.normalize_pixels(shapes.to_tensor())
     assert torch.allclose(via_pil, via_training, atol=1e-5)
+
+
+def test_preprocess_batch_gives_exactly_the_per_image_numbers(bundle, shapes):
+    images = shapes.images[:6] + [data.load_image(photo.image) for photo in data.photos()[:4]]
+    one_by_one = torch.stack([bundle.preprocess(image) for image in images])
+    assert torch.equal(bundle.preprocess_batch(images), one_by_one)
+    custom = dataclasses.replace(bundle, preprocess=lambda image: bundle.preprocess(image) * 2)
+    assert torch.equal(custom.preprocess_batch(images), one_by_one * 2)  # any callable still works
 
 
 @pytest.mark.parametrize("mode", ["L", "RGBA", "P", "I;16"])
