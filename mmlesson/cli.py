@@ -35,6 +35,7 @@ REQUIRED_MODULES = (
     ("safetensors", "safetensors"),
     ("pooch", "pooch"),
     ("skimage", "scikit-image"),
+    ("faiss", "faiss-cpu"),
 )
 
 Check = tuple[bool, str]

@@ -196,6 +196,38 @@ def choose_threads(requested: int | None = None) -> int:
     return threads
 
 
+def available_memory_bytes(
+    meminfo: Path = Path("/proc/meminfo"), cgroup: Path = Path("/sys/fs/cgroup")
+) -> int | None:
+    """Memory this process can still take, in bytes, or None where the system does not say (macOS, Windows).
+
+    A JupyterHub or Binder seat is a container with its own limit, often far below the machine's memory,
+    so the container's limit (cgroup v2: memory.max minus memory.current) counts as well as the machine's
+    MemAvailable. A lesson asks before making a gigabyte of vectors, instead of having its kernel killed.
+    """
+    limits = [
+        limit for limit in (_machine_available(meminfo), _container_headroom(cgroup)) if limit is not None
+    ]
+    return min(limits) if limits else None
+
+
+def _machine_available(meminfo: Path) -> int | None:
+    try:
+        lines = meminfo.read_text().splitlines()
+    except OSError:
+        return None
+    values = [int(line.split()[1]) * 1024 for line in lines if line.startswith("MemAvailable:")]
+    return values[0] if values else None
+
+
+def _container_headroom(cgroup: Path) -> int | None:
+    try:
+        limit = (cgroup / "memory.max").read_text().strip()
+        return None if limit == "max" else int(limit) - int((cgroup / "memory.current").read_text())
+    except (OSError, ValueError):
+        return None
+
+
 _current: Runtime | None = None
 
 

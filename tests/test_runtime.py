@@ -164,3 +164,18 @@ def test_current_does_not_reseed(monkeypatch):
     torch.manual_seed(123)
     assert runtime.current().profile == "tiny"
     assert torch.equal(torch.rand(1), expected)
+
+
+def test_available_memory_takes_the_smaller_of_machine_and_container(tmp_path):
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       16000000 kB\nMemAvailable:    8000000 kB\n")
+    cgroup = tmp_path / "cgroup"
+    cgroup.mkdir()
+    assert runtime.available_memory_bytes(meminfo, cgroup) == 8_000_000 * 1024  # no container files
+    (cgroup / "memory.max").write_text("max\n")
+    assert runtime.available_memory_bytes(meminfo, cgroup) == 8_000_000 * 1024  # a container without limit
+    (cgroup / "memory.max").write_text(f"{2 * 1024**3}\n")  # a 2 GiB Binder seat, 0.5 GiB used
+    (cgroup / "memory.current").write_text(f"{1024**3 // 2}\n")
+    assert runtime.available_memory_bytes(meminfo, cgroup) == 1.5 * 1024**3
+    assert runtime.available_memory_bytes(tmp_path / "none", tmp_path / "none") is None  # macOS, Windows
+    assert runtime.available_memory_bytes() is None or runtime.available_memory_bytes() > 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -237,7 +238,6 @@ def random_index(n: int = 2000, dim: int = 16, seed: int = 0) -> tuple[ImageInde
     ("kind", "params"), [("ivf", {"nlist": 32, "nprobe": 12}), ("hnsw", {"m": 16, "ef_search": 64})]
 )
 def test_approximate_search_has_high_recall(kind, params):
-    pytest.importorskip("faiss")
     index, queries = random_index()
     approximate = index.approximate(kind, **params)
     recall = approximate.recall(list(queries), k=10)
@@ -249,7 +249,6 @@ def test_approximate_search_has_high_recall(kind, params):
 
 
 def test_approximate_search_returns_all_for_large_k_and_refuses_bad_params():
-    pytest.importorskip("faiss")
     index, queries = random_index(n=50)
     assert len(index.approximate("hnsw").search(queries[0], k=100)) == 50
     with pytest.raises(ValueError, match="unknown ivf parameters"):
@@ -354,10 +353,16 @@ def test_build_skips_a_decompression_bomb_and_objects_that_are_not_images(
 
 @pytest.mark.parametrize("kind", ["ivf", "hnsw"])
 def test_approximate_search_of_a_float16_index(kind):
-    pytest.importorskip("faiss")
     vectors = search.synthetic_embeddings(3000, dim=32, clusters=30, spread=0.5, seed=4)
     index = ImageIndex(vectors[:2900], [str(i) for i in range(2900)], "random")
     approximate = index.approximate(kind)
     assert approximate.recall(vectors[2900:], k=10) > 0.9
     queries = vectors[2900:2902]
     assert_same_hits(approximate.search_many(queries, k=3), [approximate.search(v, k=3) for v in queries])
+
+
+def test_approximate_search_without_faiss_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "faiss", None)  # what Python does when the package is missing
+    index, _ = random_index(n=50)
+    with pytest.raises(ModuleNotFoundError, match="pip install faiss-cpu"):
+        index.approximate("ivf")
