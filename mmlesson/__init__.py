@@ -8,6 +8,16 @@ everywhere.
 from mmlesson.clip import ClipBundle, load_clip
 from mmlesson.errors import MMLessonError
 from mmlesson.runtime import Runtime, setup
+from mmlesson.vqgan import VQGAN, load_vqgan
 
 __version__ = "0.1.0"
-__all__ = ["ClipBundle", "MMLessonError", "Runtime", "__version__", "load_clip", "setup"]
+__all__ = [
+    "VQGAN",
+    "ClipBundle",
+    "MMLessonError",
+    "Runtime",
+    "__version__",
+    "load_clip",
+    "load_vqgan",
+    "setup",
+]

@@ -36,6 +36,7 @@ REQUIRED_MODULES = (
     ("pooch", "pooch"),
     ("skimage", "scikit-image"),
     ("faiss", "faiss-cpu"),
+    ("yaml", "pyyaml"),
 )
 
 Check = tuple[bool, str]
