@@ -248,6 +248,29 @@ def _explain(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+def read_manifest(name: str, weights_dir: Path = WEIGHTS_DIR) -> dict:
+    """The manifest that ships beside a model's weights (config, tokenizer, training record, metrics)."""
+    path = weights_dir / f"{name}.manifest.json"
+    if not path.is_file():
+        raise MMLessonError(
+            f"The shipped weights of {name} are missing ({path.name} not found): reinstall the course "
+            "package (pip install -e . in the course folder), or train them with python -m mmlesson.train."
+        )
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def shipped_weights(name: str, weights_dir: Path = WEIGHTS_DIR) -> tuple[dict, Path]:
+    """A shipped model's manifest and the path of its weights, once their sha256 matches the manifest."""
+    manifest = read_manifest(name, weights_dir)
+    weights = weights_dir / manifest["weights"]
+    if not matches(weights, manifest["files"][weights.name]["sha256"]):
+        raise MMLessonError(
+            f"The shipped weights {weights.name} are damaged (sha256 differs from the manifest): reinstall "
+            "the course package (pip install --force-reinstall -e . in the course folder)."
+        )
+    return manifest, weights
+
+
 def verify_shipped(weights_dir: Path = WEIGHTS_DIR) -> list[tuple[str, bool, str]]:
     """Check every file named in the manifests beside the shipped weights against its sha256.
 

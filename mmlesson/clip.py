@@ -19,7 +19,6 @@ open_clip model and tag, or a local checkpoint file, loads the same way.
 
 from __future__ import annotations
 
-import json
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -34,7 +33,8 @@ from PIL import Image
 from torchvision.transforms import Normalize, ToTensor
 
 from mmlesson import assets, runtime
-from mmlesson.assets import WEIGHTS_DIR
+from mmlesson.assets import WEIGHTS_DIR, shipped_weights
+from mmlesson.assets import read_manifest as read_manifest  # lessons import it from here
 from mmlesson.data import load_image
 from mmlesson.errors import MMLessonError
 
@@ -244,26 +244,9 @@ def check_batch_size(batch_size: int) -> None:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
 
 
-def read_manifest(name: str, weights_dir: Path = WEIGHTS_DIR) -> dict:
-    """The manifest that ships beside a model's weights (config, tokenizer, training record, metrics)."""
-    path = weights_dir / f"{name}.manifest.json"
-    if not path.is_file():
-        raise MMLessonError(
-            f"The shipped weights of {name} are missing ({path.name} not found): reinstall the course "
-            "package (pip install -e . in the course folder), or train them with python -m mmlesson.train."
-        )
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
 def load_tiny_clip(device: torch.device, weights_dir: Path = WEIGHTS_DIR) -> ClipBundle:
     """The shipped tiny CLIP, loaded by open_clip's own factory from its registered config and weights."""
-    manifest = read_manifest(TINY_CLIP_NAME, weights_dir)
-    weights = weights_dir / manifest["weights"]
-    if not assets.matches(weights, manifest["files"][weights.name]["sha256"]):
-        raise MMLessonError(
-            f"The shipped weights {weights.name} are damaged (sha256 differs from the manifest): reinstall "
-            "the course package (pip install --force-reinstall -e . in the course folder)."
-        )
+    manifest, weights = shipped_weights(TINY_CLIP_NAME, weights_dir)
     open_clip.add_model_config(weights_dir / f"{TINY_CLIP_NAME}.json")
     model = open_clip.create_model(TINY_CLIP_NAME, pretrained=str(weights), device=device)
     tokenizer = CompactTokenizer(manifest["tokenizer"]["bpe_ids"], manifest["tokenizer"]["context_length"])

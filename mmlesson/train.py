@@ -217,13 +217,18 @@ def save_tiny_clip(model: torch.nn.Module, tokenizer: CompactTokenizer, out: Pat
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m mmlesson.train", description="Train the course's tiny models."
-    )
-    parser.add_argument("model", choices=["clip"])
-    parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--batch-size", type=int, default=128)
+def training_arguments(
+    prog: str, description: str, steps: int, batch_size: int, argv: list[str] | None, model: str = ""
+) -> argparse.Namespace:
+    """The options every trainer of the course takes (and sets the thread count, if one is given).
+
+    `model`, if given, is a positional argument the command must name (`python -m mmlesson.train clip`).
+    """
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    if model:
+        parser.add_argument("model", choices=[model])
+    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--batch-size", type=int, default=batch_size)
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
@@ -231,6 +236,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = training_arguments(
+        "python -m mmlesson.train", "Train the course's tiny CLIP.", 3000, 128, argv, "clip"
+    )
     model, tokenizer = new_tiny_clip(seed=args.seed)
     world = data.ShapesWorld(seed=args.seed, exclude=HELD_OUT)
     started = time.perf_counter()

@@ -15,7 +15,6 @@ batch, a common remedy (e.g. Dhariwal et al., Jukebox, 2020).
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
@@ -28,7 +27,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from mmlesson import data
-from mmlesson.assets import WEIGHTS_DIR
+from mmlesson.train import training_arguments
 from mmlesson.vqgan import TINY_VQGAN_NAME, VQGAN, psnr, tiny_vqgan_config
 
 RESTART_EVERY = 100
@@ -125,18 +124,7 @@ def save_tiny_vqgan(model: VQGAN, out: Path, record: dict) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m mmlesson.train_vqgan", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument("--steps", type=int, default=2500)
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=5e-4)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--out", type=Path, default=WEIGHTS_DIR)
-    args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args = training_arguments("python -m mmlesson.train_vqgan", __doc__.splitlines()[0], 2500, 16, argv)
     torch.manual_seed(args.seed)
     config = tiny_vqgan_config()
     model = VQGAN(config, TINY_VQGAN_NAME)

@@ -37,7 +37,7 @@ from taming.modules.vqvae.quantize import VectorQuantizer2
 
 from mmlesson import assets, runtime
 from mmlesson.assets import WEIGHTS_DIR
-from mmlesson.clip import ImageInput, read_manifest
+from mmlesson.clip import ImageInput
 from mmlesson.data import load_image
 from mmlesson.errors import MMLessonError
 
@@ -292,13 +292,7 @@ def load_vqgan(profile: str | None = None, device: str | torch.device | None = N
 
 def load_tiny_vqgan(weights_dir: Path = WEIGHTS_DIR) -> VQGAN:
     """The shipped tiny VQGAN, trained by `python -m mmlesson.train_vqgan` (see its manifest)."""
-    manifest = read_manifest(TINY_VQGAN_NAME, weights_dir)
-    weights = weights_dir / manifest["weights"]
-    if not assets.matches(weights, manifest["files"][weights.name]["sha256"]):
-        raise MMLessonError(
-            f"The shipped weights {weights.name} are damaged (sha256 differs from the manifest): reinstall "
-            "the course package (pip install --force-reinstall -e . in the course folder)."
-        )
+    manifest, weights = assets.shipped_weights(TINY_VQGAN_NAME, weights_dir)
     model = VQGAN(manifest["config"], TINY_VQGAN_NAME)
     model.load_state_dict({k: v.float() for k, v in load_file(str(weights)).items()})
     return model
