@@ -1,0 +1,249 @@
+"""CLIP-guided generation, the "z + quantize" method of VQGAN+CLIP: optimize a VQGAN latent until CLIP
+finds the decoded image close to the prompt.
+
+Each step: quantize the latent to codebook entries with a straight-through gradient, decode it, clamp the
+pixels to [0, 1] (straight-through too, so pixels at the edge still get gradient), cut many random crops
+("cutouts") out of the image, jitter them, embed them with CLIP, and move the latent so that the cutouts'
+embeddings approach the prompts with positive weights and leave those with negative weights. Cutouts and
+jitter are what keep the result an *image*: optimized against one fixed view, CLIP is fooled by pixel
+patterns no person would call a red circle.
+
+Prompts are written `"a red circle:1 | blurry:-0.5"`: texts separated by `|`, each with an optional weight.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torchvision.ops import roi_align
+from torchvision.transforms import Normalize
+
+from mmlesson.clip import ClipBundle, ImageInput, load_clip
+from mmlesson.errors import MMLessonError
+from mmlesson.vqgan import VQGAN, load_vqgan, to_pil
+
+_WEIGHT = re.compile(r"^(?P<text>.*):(?P<weight>\S*)\s*$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    text: str
+    weight: float = 1.0
+
+
+@dataclass
+class Generation:
+    """What `generate` made: the final image, frames along the way, and the loss of every step."""
+
+    image: Image.Image
+    frames: list[Image.Image] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+    prompts: list[Prompt] = field(default_factory=list)
+
+
+def parse_prompts(spec: str) -> list[Prompt]:
+    """`"a red circle:1 | blurry:-0.5"` -> [Prompt("a red circle", 1.0), Prompt("blurry", -0.5)].
+
+    A weight is what follows the last colon when that is one word ("a red circle:2"); a colon followed by
+    words is part of the text ("at the top: a red star"). At least one prompt must have a positive weight.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError('the prompt is empty: describe the image, e.g. "a red circle"')
+    prompts = [_parse_one(part) for part in spec.split("|")]
+    if not any(p.weight > 0 for p in prompts):
+        raise ValueError(
+            f"{spec!r} has only negative or zero weights: add a prompt to move towards, e.g. 'a red circle | "
+            "blurry:-0.5'"
+        )
+    return prompts
+
+
+def _parse_one(part: str) -> Prompt:
+    match = _WEIGHT.match(part)
+    text, weight = (match["text"], match["weight"]) if match else (part, "1")
+    if not text.strip():
+        raise ValueError(f"an empty prompt between '|' separators in {part!r}: remove the extra '|'")
+    try:
+        value = float(weight)
+    except ValueError:
+        example = f"{text.strip()}:0.5"
+        raise ValueError(
+            f"cannot read the weight {weight!r} of {text.strip()!r}: write a number, e.g. {example!r}"
+        ) from None
+    if not math.isfinite(value) or value == 0:
+        raise ValueError(f"the weight of {text.strip()!r} must be a nonzero finite number, got {weight!r}")
+    return Prompt(text.strip(), value)
+
+
+def spherical_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Squared great-circle distance between unit vectors, [A, B] (VQGAN+CLIP's loss; 0 when equal)."""
+    return (a[:, None] - b[None]).norm(dim=-1).div(2).clamp(max=1).arcsin().square().mul(2)
+
+
+def make_cutouts(image: torch.Tensor, count: int, size: int, generator: torch.Generator) -> torch.Tensor:
+    """`count` random square crops of `image` [1, 3, H, W], each resized to `size`, in one batched call.
+
+    Crop sides are drawn between half and all of the image's shorter side, positions anywhere inside;
+    torchvision's `roi_align` cuts and resizes them all at once, differentiably. Then each is flipped with
+    probability 1/2 and given a little noise, so no single pixel pattern can satisfy CLIP for all of them.
+    """
+    height, width = image.shape[-2:]
+    side = min(height, width) * (0.5 + 0.5 * torch.rand(count, generator=generator))
+    left = (width - side) * torch.rand(count, generator=generator)
+    top = (height - side) * torch.rand(count, generator=generator)
+    boxes = torch.stack([torch.zeros(count), left, top, left + side, top + side], dim=1).to(image)
+    cutouts = roi_align(image, boxes, output_size=size, aligned=True)
+    flip = (torch.rand(count, generator=generator) < 0.5).to(image.device)[:, None, None, None]
+    cutouts = torch.where(flip, cutouts.flip(-1), cutouts)
+    noise = (
+        0.05
+        * torch.rand(count, 1, 1, 1, generator=generator)
+        * torch.randn(cutouts.shape, generator=generator)
+    )
+    return cutouts + noise.to(image)
+
+
+def generate(
+    prompt: str,
+    steps: int = 150,
+    seed: int = 0,
+    profile: str | None = None,
+    size: int | None = None,
+    cutouts: int = 16,
+    lr: float = 0.15,
+    init_image: ImageInput | None = None,
+    image_prompts: Sequence[ImageInput] = (),
+    frame_every: int = 10,
+    callback: Callable[[int, Image.Image, float], None] | None = None,
+    clip: ClipBundle | None = None,
+    vqgan: VQGAN | None = None,
+) -> Generation:
+    """Generate an image for `prompt` (see `parse_prompts`), reproducibly for a `seed`.
+
+    Pass `clip` and `vqgan` to reuse loaded models; otherwise those of `profile` are loaded. `image_prompts`
+    pull towards images (weight 1 each); `init_image` starts from an image instead of random tokens.
+    `callback(step, image, loss)` is called every `frame_every` steps, e.g. to show the image live.
+    """
+    if not isinstance(steps, int) or steps < 1 or not isinstance(cutouts, int) or cutouts < 1:
+        raise ValueError(f"steps and cutouts must be positive integers, got {steps!r} and {cutouts!r}")
+    prompts = parse_prompts(prompt)
+    clip = clip or load_clip(profile)
+    vqgan = vqgan or load_vqgan(profile, device=clip.device)
+    size = vqgan._check_size(size or vqgan.resolution)
+    generator = torch.Generator().manual_seed(seed)
+    targets, weights = _targets(clip, prompts, image_prompts)
+    latents = _initial_latents(vqgan, size, init_image, generator).requires_grad_(True)
+    optimizer = torch.optim.Adam([latents], lr=lr)
+    result = Generation(image=None, prompts=prompts)  # type: ignore[arg-type]
+    for step in range(steps):
+        for group in optimizer.param_groups:
+            group["lr"] = lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+        try:
+            image, loss = _step(clip, vqgan, latents, optimizer, targets, weights, cutouts, generator)
+        except torch.cuda.OutOfMemoryError:
+            raise MMLessonError(
+                f"The GPU ran out of memory at {size}x{size} px with {cutouts} cutouts: try fewer cutouts "
+                f"(e.g. cutouts={max(1, cutouts // 2)}) or a smaller size (e.g. size={size // 2})."
+            ) from None
+        result.losses.append(loss)
+        if step % frame_every == 0 or step == steps - 1:
+            frame = to_pil(image)[0]
+            result.frames.append(frame)
+            if callback is not None:
+                callback(step, frame, loss)
+    with torch.no_grad():
+        result.image = to_pil(_decode(vqgan, latents))[0]
+    return result
+
+
+def _step(
+    clip: ClipBundle,
+    vqgan: VQGAN,
+    latents: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    targets: torch.Tensor,
+    weights: torch.Tensor,
+    cutouts: int,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, float]:
+    """One optimization step; returns the image it scored (detached) and the loss."""
+    image = _decode(vqgan, latents)
+    views = _clip_normalization(clip)(make_cutouts(image, cutouts, clip.image_size, generator))
+    embeddings = F.normalize(clip.model.encode_image(views.to(_dtype(clip))).float(), dim=-1)
+    loss = (spherical_distance(embeddings, targets).mean(dim=0) * weights).sum()
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return image.detach(), loss.item()
+
+
+def save_animation(frames: Sequence[Image.Image], path: str | Path, seconds_per_frame: float = 0.1) -> Path:
+    """Write the frames as a looping GIF, via a temporary file, so a failed write leaves nothing behind."""
+    if not frames:
+        raise ValueError("no frames to animate: generate(...) with frame_every smaller than steps")
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        frames[0].save(
+            temporary,
+            format="GIF",
+            save_all=True,
+            append_images=list(frames[1:]),
+            loop=0,
+            duration=int(seconds_per_frame * 1000),
+        )
+        temporary.replace(path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _targets(
+    clip: ClipBundle, prompts: list[Prompt], image_prompts: Sequence[ImageInput]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The unit embeddings to move towards or away from, and their weights."""
+    texts = clip.encode_texts([p.text for p in prompts])
+    weights = [p.weight for p in prompts]
+    if image_prompts:
+        texts = torch.cat([texts, clip.encode_images(list(image_prompts))])
+        weights += [1.0] * len(image_prompts)
+    return texts.to(clip.device), torch.tensor(weights, device=clip.device)
+
+
+def _initial_latents(
+    vqgan: VQGAN, size: int, init_image: ImageInput | None, generator: torch.Generator
+) -> torch.Tensor:
+    with torch.no_grad():
+        if init_image is not None:
+            return vqgan.encode_latents(vqgan.pixels(init_image, size=size)).detach()
+        grid = size // vqgan.factor
+        tokens = torch.randint(vqgan.codebook_size, (1, grid, grid), generator=generator)
+        return vqgan.latents_from_indices(tokens).detach()
+
+
+def _decode(vqgan: VQGAN, latents: torch.Tensor) -> torch.Tensor:
+    """Straight-through quantize, decode, and clamp to [0, 1] with a straight-through gradient."""
+    quantized, _, _ = vqgan.quantize_latents(latents)
+    pixels = (vqgan.decode_latents(quantized) + 1) / 2
+    return pixels + (pixels.clamp(0, 1) - pixels).detach()
+
+
+def _clip_normalization(clip: ClipBundle) -> Normalize:
+    """CLIP's own pixel normalization, taken from its preprocessing (tensors are fed to it directly)."""
+    steps = getattr(clip.preprocess, "transforms", [])
+    normalize = next((step for step in steps if isinstance(step, Normalize)), None)
+    if normalize is None:
+        raise ValueError(f"{clip.name}'s preprocessing has no Normalize step to apply to generated pixels")
+    return normalize
+
+
+def _dtype(clip: ClipBundle) -> torch.dtype:
+    return next(clip.model.parameters()).dtype
