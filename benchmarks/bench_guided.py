@@ -22,7 +22,6 @@ STEPS, CUTOUTS = 30, 16
 
 def reference_step(clip, vqgan, latents, optimizer, targets, generator) -> float:
     image = guided._decode(vqgan, latents)
-    normalize = guided._clip_normalization(clip)
     views = []
     for _ in range(CUTOUTS):
         side = int(64 * (0.5 + 0.5 * torch.rand(1, generator=generator).item()))
@@ -31,7 +30,7 @@ def reference_step(clip, vqgan, latents, optimizer, targets, generator) -> float
         view = F.interpolate(image[:, :, top : top + side, left : left + side], size=64, mode="bilinear")
         if torch.rand(1, generator=generator).item() < 0.5:
             view = view.flip(-1)
-        views.append(normalize(view + 0.05 * torch.randn(view.shape, generator=generator)))
+        views.append(clip.normalize_pixels(view + 0.05 * torch.randn(view.shape, generator=generator)))
     embeddings = F.normalize(clip.model.encode_image(torch.cat(views)), dim=-1)
     loss = guided.spherical_distance(embeddings, targets).mean()
     optimizer.zero_grad()

@@ -254,7 +254,8 @@ def read_manifest(name: str, weights_dir: Path = WEIGHTS_DIR) -> dict:
     if not path.is_file():
         raise MMLessonError(
             f"The shipped weights of {name} are missing ({path.name} not found): reinstall the course "
-            "package (pip install -e . in the course folder), or train them with python -m mmlesson.train."
+            "package (pip install -e . in the course folder), or train them (python -m mmlesson.train "
+            "clip, or python -m mmlesson.train_vqgan)."
         )
     return json.loads(path.read_text(encoding="utf-8"))
 

@@ -117,9 +117,14 @@ class ClipBundle:
     def embed_dim(self) -> int:
         return self.model.text_projection.shape[1]
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The model's parameter type: float16 for the full model on a GPU, else float32."""
+        return next(self.model.parameters()).dtype
+
     def encode_images(self, images: ImageInput | Sequence[ImageInput] | torch.Tensor, batch_size: int = 64):
         """L2-normalized image embeddings, a float32 CPU tensor [N, D], computed in batches."""
-        check_batch_size(batch_size)
+        check_positive_int(batch_size, "batch_size")
         if isinstance(images, torch.Tensor):
             pixels = self._check_pixels(images)
             batches = (pixels[start : start + batch_size] for start in range(0, len(pixels), batch_size))
@@ -130,12 +135,13 @@ class ClipBundle:
             batches = (
                 self._preprocess(items, start, batch_size) for start in range(0, len(items), batch_size)
             )
-        dtype = next(self.model.parameters()).dtype  # float16 for the full model on a GPU
-        return _embed_batches(self.model.encode_image, (batch.to(dtype) for batch in batches), self.device)
+        return _embed_batches(
+            self.model.encode_image, (batch.to(self.dtype) for batch in batches), self.device
+        )
 
     def encode_texts(self, texts: str | Sequence[str], batch_size: int = 256) -> torch.Tensor:
         """L2-normalized text embeddings, a float32 CPU tensor [M, D], computed in batches."""
-        check_batch_size(batch_size)
+        check_positive_int(batch_size, "batch_size")
         texts = [texts] if isinstance(texts, str) else list(texts)
         if not texts:
             raise ValueError("encode_texts got no texts: pass a list with at least one string")
@@ -156,16 +162,35 @@ class ClipBundle:
         has a fixed cost), so they run once on the whole batch, with the same arithmetic. A preprocessing
         of another shape is applied image by image.
         """
-        steps = list(getattr(self.preprocess, "transforms", []))
-        split = next((k for k, step in enumerate(steps) if isinstance(step, ToTensor)), None)
-        if split is None or not all(isinstance(step, Normalize) for step in steps[split + 1 :]):
+        split = self._split_preprocess()
+        if split is None:
             return torch.stack([self.preprocess(image) for image in images])
-        resized = [_apply(steps[:split], image) for image in images]
+        image_steps, tensor_steps = split
+        resized = [_apply(image_steps, image) for image in images]
         if any(image.mode != "RGB" for image in resized) or len({image.size for image in resized}) != 1:
             return torch.stack([self.preprocess(image) for image in images])
         pixels = torch.from_numpy(np.stack([np.asarray(image) for image in resized]))
         pixels = pixels.permute(0, 3, 1, 2).contiguous().float().div(255)  # exactly what ToTensor does
-        return _apply(steps[split + 1 :], pixels)
+        return _apply(tensor_steps, pixels)
+
+    def normalize_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Pixels [N, 3, S, S] in [0, 1], normalized as this model's preprocessing does: for images a
+        program makes as tensors (guided generation), which never pass through `preprocess`."""
+        split = self._split_preprocess()
+        if split is None:
+            raise ValueError(
+                f"{self.name}'s preprocessing has no ToTensor + Normalize steps to apply to tensors"
+            )
+        return _apply(split[1], pixels)
+
+    def _split_preprocess(self) -> tuple[list, list] | None:
+        """open_clip's preprocessing as (steps on PIL images, Normalize steps on tensors), or None when it is
+        not a Compose of that shape."""
+        steps = list(getattr(self.preprocess, "transforms", []))
+        split = next((k for k, step in enumerate(steps) if isinstance(step, ToTensor)), None)
+        if split is None or not all(isinstance(step, Normalize) for step in steps[split + 1 :]):
+            return None
+        return steps[:split], steps[split + 1 :]
 
     def _preprocess(self, items: list, start: int, batch_size: int) -> torch.Tensor:
         """Load and preprocess one batch of images; an unreadable item is named by its index."""
@@ -238,10 +263,10 @@ def _n_tokens(tokenizer: Any, text: str) -> int:
     return len(encode(text)) + 2 if callable(encode) else 0
 
 
-def check_batch_size(batch_size: int) -> None:
-    """Refuse a batch size that is not a positive integer (shared by every batched call)."""
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+def check_positive_int(value: int, name: str) -> None:
+    """Refuse a count (a batch size, a k) that is not a positive integer, naming the argument."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def load_tiny_clip(device: torch.device, weights_dir: Path = WEIGHTS_DIR) -> ClipBundle:
@@ -325,11 +350,7 @@ def load_clip(
     `model_name` and `pretrained` pick another open_clip model for the full profile: any pair listed by
     `open_clip.list_pretrained()`, or a model name and the path of a checkpoint file.
     """
-    current = runtime.current()
-    profile = profile or current.profile
-    if profile not in runtime.PROFILES:
-        raise MMLessonError(f"Unknown profile {profile!r}: use 'tiny' or 'full'.")
-    target = torch.device(runtime.choose_device(str(device)).value) if device is not None else current.device
+    profile, target = runtime.profile_and_device(profile, device)
     if profile == "tiny":
         return load_tiny_clip(target)
     return load_full_clip(target, model_name, pretrained)

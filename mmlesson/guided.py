@@ -16,17 +16,17 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from torchvision.ops import roi_align
-from torchvision.transforms import Normalize
 
 from mmlesson.clip import ClipBundle, ImageInput, load_clip
 from mmlesson.errors import MMLessonError
+from mmlesson.train import learning_rate
 from mmlesson.vqgan import VQGAN, load_vqgan, to_pil
 
 _WEIGHT = re.compile(r"^(?P<text>.*):(?P<weight>\S*)\s*$", re.DOTALL)
@@ -43,9 +43,9 @@ class Generation:
     """What `generate` made: the final image, frames along the way, and the loss of every step."""
 
     image: Image.Image
-    frames: list[Image.Image] = field(default_factory=list)
-    losses: list[float] = field(default_factory=list)
-    prompts: list[Prompt] = field(default_factory=list)
+    frames: list[Image.Image]
+    losses: list[float]
+    prompts: list[Prompt]
 
 
 def parse_prompts(spec: str) -> list[Prompt]:
@@ -136,52 +136,53 @@ def generate(
     prompts = parse_prompts(prompt)
     clip = clip or load_clip(profile)
     vqgan = vqgan or load_vqgan(profile, device=clip.device)
-    size = vqgan._check_size(size or vqgan.resolution)
+    size = vqgan.check_size(size or vqgan.resolution)
     generator = torch.Generator().manual_seed(seed)
-    targets, weights = _targets(clip, prompts, image_prompts)
+    objective = _Objective(clip, *_targets(clip, prompts, image_prompts), cutouts, generator)
     latents = _initial_latents(vqgan, size, init_image, generator).requires_grad_(True)
     optimizer = torch.optim.Adam([latents], lr=lr)
-    result = Generation(image=None, prompts=prompts)  # type: ignore[arg-type]
+    frames, losses = [], []
     for step in range(steps):
         for group in optimizer.param_groups:
-            group["lr"] = lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / steps)))
+            group["lr"] = learning_rate(step, steps, lr, floor=0.1)
         try:
-            image, loss = _step(clip, vqgan, latents, optimizer, targets, weights, cutouts, generator)
+            image = _decode(vqgan, latents)
+            loss = objective(image)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
         except torch.cuda.OutOfMemoryError:
             raise MMLessonError(
                 f"The GPU ran out of memory at {size}x{size} px with {cutouts} cutouts: try fewer cutouts "
                 f"(e.g. cutouts={max(1, cutouts // 2)}) or a smaller size (e.g. size={size // 2})."
             ) from None
-        result.losses.append(loss)
+        losses.append(loss.item())
         if step % frame_every == 0 or step == steps - 1:
-            frame = to_pil(image)[0]
-            result.frames.append(frame)
+            frames.append(to_pil(image.detach())[0])
             if callback is not None:
-                callback(step, frame, loss)
+                callback(step, frames[-1], losses[-1])
     with torch.no_grad():
-        result.image = to_pil(_decode(vqgan, latents))[0]
-    return result
+        final = to_pil(_decode(vqgan, latents))[0]
+    return Generation(final, frames, losses, prompts)
 
 
-def _step(
-    clip: ClipBundle,
-    vqgan: VQGAN,
-    latents: torch.Tensor,
-    optimizer: torch.optim.Optimizer,
-    targets: torch.Tensor,
-    weights: torch.Tensor,
-    cutouts: int,
-    generator: torch.Generator,
-) -> tuple[torch.Tensor, float]:
-    """One optimization step; returns the image it scored (detached) and the loss."""
-    image = _decode(vqgan, latents)
-    views = _clip_normalization(clip)(make_cutouts(image, cutouts, clip.image_size, generator))
-    embeddings = F.normalize(clip.model.encode_image(views.to(_dtype(clip))).float(), dim=-1)
-    loss = (spherical_distance(embeddings, targets).mean(dim=0) * weights).sum()
-    optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()
-    return image.detach(), loss.item()
+@dataclass
+class _Objective:
+    """How far CLIP finds an image from the prompts: the weighted spherical distance of its cutouts'
+    embeddings to the targets (negative weights push away)."""
+
+    clip: ClipBundle
+    targets: torch.Tensor
+    weights: torch.Tensor
+    cutouts: int
+    generator: torch.Generator
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        views = self.clip.normalize_pixels(
+            make_cutouts(image, self.cutouts, self.clip.image_size, self.generator)
+        )
+        embeddings = F.normalize(self.clip.model.encode_image(views.to(self.clip.dtype)).float(), dim=-1)
+        return (spherical_distance(embeddings, self.targets).mean(dim=0) * self.weights).sum()
 
 
 def save_animation(frames: Sequence[Image.Image], path: str | Path, seconds_per_frame: float = 0.1) -> Path:
@@ -234,16 +235,3 @@ def _decode(vqgan: VQGAN, latents: torch.Tensor) -> torch.Tensor:
     quantized, _, _ = vqgan.quantize_latents(latents)
     pixels = (vqgan.decode_latents(quantized) + 1) / 2
     return pixels + (pixels.clamp(0, 1) - pixels).detach()
-
-
-def _clip_normalization(clip: ClipBundle) -> Normalize:
-    """CLIP's own pixel normalization, taken from its preprocessing (tensors are fed to it directly)."""
-    steps = getattr(clip.preprocess, "transforms", [])
-    normalize = next((step for step in steps if isinstance(step, Normalize)), None)
-    if normalize is None:
-        raise ValueError(f"{clip.name}'s preprocessing has no Normalize step to apply to generated pixels")
-    return normalize
-
-
-def _dtype(clip: ClipBundle) -> torch.dtype:
-    return next(clip.model.parameters()).dtype

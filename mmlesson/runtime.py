@@ -269,6 +269,17 @@ def setup(
     return runtime
 
 
+def profile_and_device(
+    profile: str | None = None, device: str | torch.device | None = None
+) -> tuple[str, torch.device]:
+    """The profile and device a loader should use: the arguments if given, else those of `setup()`."""
+    active = current()
+    profile = profile or active.profile
+    if profile not in PROFILES:
+        raise MMLessonError(f"Unknown profile {profile!r}: use 'tiny' or 'full'.")
+    return profile, torch.device(choose_device(str(device)).value) if device is not None else active.device
+
+
 def current() -> Runtime:
     """The runtime of the last `setup()`; without one, decide quietly (and seed nothing)."""
     return _current if _current is not None else resolve()

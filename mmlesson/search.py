@@ -30,7 +30,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from mmlesson.clip import ClipBundle, ImageInput, check_batch_size
+from mmlesson.clip import ClipBundle, ImageInput, check_positive_int
 from mmlesson.data import load_image
 
 FORMAT = "mmlesson-image-index"
@@ -111,7 +111,7 @@ class ImageIndex:
         A gallery gathered from the web always holds a few broken files; they are skipped and listed in
         `index.skipped` with the reason, so one bad file does not cost the whole build.
         """
-        check_batch_size(batch_size)
+        check_positive_int(batch_size, "batch_size")
         items, ids = _gallery(images)
         embeddings, kept_ids, skipped = [], [], []
         with tqdm(total=len(items), desc="Embedding images", unit="image", disable=not progress) as bar:
@@ -142,7 +142,7 @@ class ImageIndex:
         Texts are embedded in one batch and scores computed for many queries per pass over the gallery,
         so this is much faster than a loop over `search`.
         """
-        _check_k(k)
+        check_positive_int(k, "k")
         results = []
         for chunk in self.query_vectors(queries).split(max(1, SCORES_PER_PASS // len(self))):
             top = torch.topk(self._similarities(chunk), min(k, len(self)), dim=1)
@@ -278,7 +278,7 @@ class ApproximateIndex:
 
     def search_many(self, queries: Sequence[Query] | torch.Tensor, k: int = 10) -> list[list[Hit]]:
         """`search` for many queries in one FAISS call."""
-        _check_k(k)
+        check_positive_int(k, "k")
         vectors = self.exact.query_vectors(queries).numpy()
         scores, indices = self.faiss_index.search(vectors, min(k, len(self)))
         found = indices >= 0  # FAISS pads with -1 when the cells it searched hold fewer than k images
@@ -387,11 +387,6 @@ def _load_batch(items: list, ids: list[str]) -> tuple[list[Image.Image], list[st
         except (ValueError, TypeError, OSError) as error:
             skipped.append((item_id, str(error)))
     return images, kept, skipped
-
-
-def _check_k(k: int) -> None:
-    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
 
 
 def _ids_tensor(ids: list[str]) -> torch.Tensor:

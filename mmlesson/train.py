@@ -106,12 +106,12 @@ def normalize_pixels(pixels: torch.Tensor) -> torch.Tensor:
     return (pixels - mean) / std
 
 
-def learning_rate(step: int, steps: int, peak: float, warmup: int) -> float:
-    """Linear warm-up to `peak`, then a cosine decay to zero."""
+def learning_rate(step: int, steps: int, peak: float, warmup: int = 0, floor: float = 0.0) -> float:
+    """Linear warm-up to `peak` over `warmup` steps, then a cosine decay to `floor * peak`."""
     if step < warmup:
         return peak * (step + 1) / warmup
     progress = (step - warmup) / max(1, steps - warmup)
-    return peak * 0.5 * (1 + math.cos(math.pi * progress))
+    return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def train_clip(

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -27,19 +26,11 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 
 from mmlesson import data
-from mmlesson.train import training_arguments
+from mmlesson.train import learning_rate, training_arguments
 from mmlesson.vqgan import TINY_VQGAN_NAME, VQGAN, psnr, tiny_vqgan_config
 
 RESTART_EVERY = 100
 EVALUATION = "ShapesWorld(seed=1000), items 0-999 (a seed never used in training)"
-
-
-def learning_rate(step: int, steps: int, peak: float, warmup: int = 100) -> float:
-    """Linear warm-up, then a cosine decay to a tenth of the peak."""
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = (step - warmup) / max(1, steps - warmup)
-    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def restart_unused(model: VQGAN, latents: torch.Tensor, used: torch.Tensor) -> int:
@@ -61,7 +52,7 @@ def train_vqgan(model: VQGAN, world: data.ShapesWorld, steps: int, batch_size: i
     model.train()
     for step in range(steps):
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, steps, lr)
+            group["lr"] = learning_rate(step, steps, lr, warmup=100, floor=0.1)
         pixels = world.sample(batch_size, start=step * batch_size).to_tensor() * 2 - 1
         latents = model.encode_latents(pixels)
         quantized, indices, codebook_loss = model.quantize_latents(latents)

@@ -181,7 +181,7 @@ class VQGAN(torch.nn.Module):
         is taken as it is; if H or W is not a multiple of the factor, it is padded at the right and bottom
         (with a warning), because the encoder halves the size `log2(factor)` times.
         """
-        size = self._check_size(size or self.resolution)
+        size = self.check_size(size or self.resolution)
         if isinstance(images, torch.Tensor):
             pixels = _padded(_check_unit_tensor(images), self.factor)
         else:
@@ -191,7 +191,8 @@ class VQGAN(torch.nn.Module):
             pixels = torch.stack([_square_tensor(load_image(item), size) for item in items])
         return (pixels * 2 - 1).to(self.device)
 
-    def _check_size(self, size: int) -> int:
+    def check_size(self, size: int) -> int:
+        """`size`, rounded down to a multiple of the factor (with a warning) if it is not one."""
         if size % self.factor:
             rounded = max(self.factor, size // self.factor * self.factor)
             warnings.warn(
@@ -281,11 +282,7 @@ def _padded(pixels: torch.Tensor, factor: int) -> torch.Tensor:
 
 def load_vqgan(profile: str | None = None, device: str | torch.device | None = None) -> VQGAN:
     """The VQGAN of a profile: `tiny` (shipped with the course) or `full` (ImageNet f16-16384)."""
-    current = runtime.current()
-    profile = profile or current.profile
-    if profile not in runtime.PROFILES:
-        raise MMLessonError(f"Unknown profile {profile!r}: use 'tiny' or 'full'.")
-    target = torch.device(runtime.choose_device(str(device)).value) if device is not None else current.device
+    profile, target = runtime.profile_and_device(profile, device)
     model = load_tiny_vqgan() if profile == "tiny" else load_full_vqgan()
     return model.to(target).eval()
 
