@@ -22,6 +22,7 @@ RGB PIL image, with an error message that says what to do when it cannot.
 
 from __future__ import annotations
 
+import colorsys
 import functools
 import importlib.resources
 import itertools
@@ -288,6 +289,40 @@ def caption(attrs: dict[str, Any], template: int = 0) -> str:
         shape=_check_word("shape", attrs["shape"], SHAPES),
         where=POSITION_PHRASES[_check_word("position", attrs["position"], POSITIONS)],
     )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Reading an image back: the independent check of generated images (no model involved)
+
+SATURATION_MIN = 0.35  # below this a pixel is background gray, an edge blended into it, or near-white
+VALUE_MIN = 0.25  # below this a pixel is too dark for its hue to mean much
+
+
+def _hue(rgb: tuple[int, int, int]) -> float:
+    return colorsys.rgb_to_hsv(*(c / 255 for c in rgb))[0]
+
+
+COLOR_HUES = {name: _hue(rgb) for name, rgb in COLOR_RGB.items()}  # in turns: 0..1
+
+
+def color_shares(image: Image.Image | np.ndarray) -> dict[str, float]:
+    """The share of an image's pixels whose hue is nearest each palette color, counting only saturated,
+    not-too-dark pixels: the light-gray background and dark smudges vote for nothing."""
+    hsv = np.asarray(load_image(image).convert("HSV"), dtype=np.float32) / 255
+    hue, colored = hsv[..., 0], (hsv[..., 1] >= SATURATION_MIN) & (hsv[..., 2] >= VALUE_MIN)
+    palette = np.array(list(COLOR_HUES.values()))
+    distance = np.abs(hue[colored][:, None] - palette)
+    nearest = np.minimum(distance, 1 - distance).argmin(axis=1)  # hue is an angle: 0.98 is near 0.02
+    counts = np.bincount(nearest, minlength=len(palette)) / hue.size
+    return dict(zip(COLOR_HUES, counts.tolist()))
+
+
+def dominant_color(image: Image.Image | np.ndarray, min_share: float = 0.01) -> str | None:
+    """The palette color most of an image's colored pixels are nearest to, measured from the pixels alone;
+    None when under `min_share` of the image is colored at all (a blank or gray picture)."""
+    shares = color_shares(image)
+    best = max(shares, key=shares.get)
+    return best if shares[best] >= min_share else None
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -22,7 +22,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torchvision.ops import roi_align
 
 from mmlesson.clip import ClipBundle, ImageInput, load_clip
 from mmlesson.errors import MMLessonError
@@ -88,26 +87,42 @@ def spherical_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def make_cutouts(image: torch.Tensor, count: int, size: int, generator: torch.Generator) -> torch.Tensor:
-    """`count` random square crops of `image` [1, 3, H, W], each resized to `size`, in one batched call.
+    """`count` random square crops of `image` [1, 3, H, W], each resized to `size`, flipped or not, noised.
 
-    Crop sides are drawn between half and all of the image's shorter side, positions anywhere inside;
-    torchvision's `roi_align` cuts and resizes them all at once, differentiably. Then each is flipped with
-    probability 1/2 and given a little noise, so no single pixel pattern can satisfy CLIP for all of them.
+    Crop sides are drawn between half and all of the image's shorter side, positions anywhere inside. A
+    resize is linear in the pixels, so each crop is two matrix products, `rows @ image @ columns.T`, and all
+    crops are made in one batched product, forwards and backwards (see `resize_matrices`); a horizontal flip
+    is the column matrix upside down. Flips and a little noise mean no single pixel pattern can satisfy
+    CLIP for every cutout.
     """
     height, width = image.shape[-2:]
-    side = min(height, width) * (0.5 + 0.5 * torch.rand(count, generator=generator))
-    left = (width - side) * torch.rand(count, generator=generator)
-    top = (height - side) * torch.rand(count, generator=generator)
-    boxes = torch.stack([torch.zeros(count), left, top, left + side, top + side], dim=1).to(image)
-    cutouts = roi_align(image, boxes, output_size=size, aligned=True)
-    flip = (torch.rand(count, generator=generator) < 0.5).to(image.device)[:, None, None, None]
-    cutouts = torch.where(flip, cutouts.flip(-1), cutouts)
-    noise = (
-        0.05
-        * torch.rand(count, 1, 1, 1, generator=generator)
-        * torch.randn(cutouts.shape, generator=generator)
-    )
-    return cutouts + noise.to(image)
+
+    def uniform(*shape: int) -> torch.Tensor:
+        return torch.rand(shape, generator=generator, device=image.device)
+
+    side = min(height, width) * (0.5 + 0.5 * uniform(count))
+    left, top = (width - side) * uniform(count), (height - side) * uniform(count)
+    rows = resize_matrices(top, side, height, size)
+    columns = resize_matrices(left, side, width, size)
+    columns = torch.where(uniform(count, 1, 1) < 0.5, columns.flip(1), columns)
+    cutouts = rows[:, None] @ image @ columns[:, None].transpose(-1, -2)
+    noise = torch.randn(cutouts.shape, generator=generator, device=image.device)
+    return cutouts + 0.05 * uniform(count, 1, 1, 1) * noise
+
+
+def resize_matrices(start: torch.Tensor, side: torch.Tensor, length: int, size: int) -> torch.Tensor:
+    """[count, size, length] matrices that resize the spans `start .. start + side` of a `length`-pixel
+    line to `size` pixels: row i holds the weights of the input pixels averaged into output pixel i.
+
+    The weights are a triangle ("tent") around the output pixel's centre: bilinear interpolation when
+    enlarging, widened to the span one output pixel covers when shrinking, so nothing aliases.
+    """
+    step = (side / size)[:, None]  # input pixels per output pixel
+    centres = start[:, None] + (torch.arange(size, device=start.device) + 0.5) * step
+    pixels = torch.arange(length, device=start.device) + 0.5
+    scale = step.clamp(min=1)[:, :, None]
+    weights = (1 - (centres[:, :, None] - pixels).abs() / scale).clamp(min=0)
+    return weights / weights.sum(dim=-1, keepdim=True).clamp(min=1e-12)
 
 
 def generate(
@@ -137,7 +152,7 @@ def generate(
     clip = clip or load_clip(profile)
     vqgan = vqgan or load_vqgan(profile, device=clip.device)
     size = vqgan.check_size(size or vqgan.resolution)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator(clip.device).manual_seed(seed)  # on the models' device: no copies per step
     objective = _Objective(clip, *_targets(clip, prompts, image_prompts), cutouts, generator)
     latents = _initial_latents(vqgan, size, init_image, generator).requires_grad_(True)
     optimizer = torch.optim.Adam([latents], lr=lr)
@@ -149,7 +164,7 @@ def generate(
             image = _decode(vqgan, latents)
             loss = objective(image)
             optimizer.zero_grad()
-            loss.backward()
+            loss.backward(inputs=[latents])
             optimizer.step()
         except torch.cuda.OutOfMemoryError:
             raise MMLessonError(
@@ -226,7 +241,9 @@ def _initial_latents(
         if init_image is not None:
             return vqgan.encode_latents(vqgan.pixels(init_image, size=size)).detach()
         grid = size // vqgan.factor
-        tokens = torch.randint(vqgan.codebook_size, (1, grid, grid), generator=generator)
+        tokens = torch.randint(
+            vqgan.codebook_size, (1, grid, grid), generator=generator, device=generator.device
+        )
         return vqgan.latents_from_indices(tokens).detach()
 
 

@@ -503,3 +503,24 @@ def test_load_image_rejects_decompression_bombs(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
     with pytest.raises(ValueError, match=r"bomb.png is too large to open safely.*thumbnail"):
         load_image(path)
+
+
+def test_dominant_color_reads_every_rendered_object_back():
+    batch = data.ShapesWorld(seed=5).sample(300)
+    assert [data.dominant_color(image) for image in batch.images] == [a["color"] for a in batch.attributes]
+
+
+def test_dominant_color_is_none_for_gray_pictures_and_wraps_hue_around():
+    assert data.dominant_color(Image.new("RGB", (32, 32), data.BACKGROUND_RGB)) is None
+    noise = np.random.default_rng(0).integers(0, 256, (32, 32, 1)).repeat(3, axis=2).astype(np.uint8)
+    assert data.dominant_color(noise) is None  # grays of every brightness have no hue
+    assert data.dominant_color(Image.new("RGB", (32, 32), (230, 20, 60))) == "red"  # hue 0.97 is near 0
+
+
+def test_color_shares_count_colored_pixels_only():
+    image = Image.new("RGB", (40, 10), data.BACKGROUND_RGB)
+    image.paste(data.COLOR_RGB["blue"], (0, 0, 10, 10))
+    image.paste(data.COLOR_RGB["yellow"], (10, 0, 30, 10))
+    shares = data.color_shares(image)
+    assert shares["blue"] == pytest.approx(0.25) and shares["yellow"] == pytest.approx(0.5)
+    assert sum(shares.values()) == pytest.approx(0.75) and data.dominant_color(image) == "yellow"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from PIL import Image
+from torchvision.ops import roi_align
 
 from mmlesson import guided
 from mmlesson.errors import MMLessonError
@@ -54,6 +55,37 @@ def test_spherical_distance_is_zero_for_equal_and_grows_with_the_angle():
     assert distance[0, 1].item() == pytest.approx(2 * (torch.pi / 2) ** 2, rel=1e-3)  # opposite vectors
     x, y = torch.eye(2)[:1], torch.eye(2)[1:]
     assert guided.spherical_distance(x, y).item() == pytest.approx(2 * (torch.pi / 4) ** 2, rel=1e-5)
+
+
+@pytest.mark.parametrize(("start", "side"), [(10.0, 40.0), (0.0, 64.0), (3.5, 33.3)])
+def test_resize_matrices_enlarge_exactly_as_bilinear_roi_align(start, side):
+    """Bilinear sampling at the output pixels' centres, reading past the crop's edge where it can (the
+    crop is part of a larger image), exactly as torchvision's `roi_align` does."""
+    image = torch.rand(1, 3, 64, 64)
+    matrix = guided.resize_matrices(torch.tensor([start]), torch.tensor([side]), 64, 64)
+    resized = matrix[:, None] @ image @ matrix[:, None].transpose(-1, -2)
+    box = torch.tensor([[0, start, start, start + side, start + side]])
+    torch.testing.assert_close(resized, roi_align(image, box, output_size=64, aligned=True))
+
+
+def test_resize_matrices_shrink_with_antialiasing_and_every_row_sums_to_one():
+    image = torch.rand(1, 3, 256, 256)
+    matrix = guided.resize_matrices(torch.tensor([0.0]), torch.tensor([256.0]), 256, 64)
+    resized = matrix[:, None] @ image @ matrix[:, None].transpose(-1, -2)
+    expected = torch.nn.functional.interpolate(image, size=64, mode="bilinear", antialias=True)
+    torch.testing.assert_close(resized, expected)
+    torch.testing.assert_close(matrix.sum(dim=-1), torch.ones(1, 64))
+
+
+def test_cutouts_are_crops_of_half_to_all_of_the_image_some_mirrored():
+    """On an image whose brightness is its column number, a cutout's slope across columns is its crop side
+    over its size (negative when mirrored), and its rows are all alike."""
+    image = torch.arange(32.0).expand(1, 3, 32, 32)
+    cutouts = guided.make_cutouts(image, 200, 16, torch.Generator().manual_seed(0))
+    slope = cutouts[:, 0].diff(dim=-1).mean(dim=(1, 2))
+    assert (slope > 0).sum() > 50 and (slope < 0).sum() > 50
+    assert slope.abs().min() > 0.95 and slope.abs().max() < 2.05  # sides between 16 and 32 pixels
+    assert cutouts[:, 0].diff(dim=-2).abs().mean() < 0.1  # only the noise differs between rows
 
 
 def test_cutouts_are_batched_differentiable_and_reproducible():
@@ -131,3 +163,13 @@ def test_save_animation_writes_a_looping_gif_and_nothing_on_failure(tmp_path):
     with pytest.raises(OSError):
         guided.save_animation(frames, tmp_path / "missing-folder" / "run.gif")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.gif"]
+
+
+def test_generate_takes_the_gradient_of_the_latent_only(bundle, vqgan):
+    """The models are left as they were: no weight gradients computed or stored."""
+    parameters = [*bundle.model.parameters(), *vqgan.parameters()]
+    assert all(p.requires_grad for p in parameters)
+    for parameter in parameters:
+        parameter.grad = None
+    guided.generate("a circle", steps=2, cutouts=2, clip=bundle, vqgan=vqgan)
+    assert all(p.grad is None for p in parameters)
