@@ -305,16 +305,23 @@ def _hue(rgb: tuple[int, int, int]) -> float:
 COLOR_HUES = {name: _hue(rgb) for name, rgb in COLOR_RGB.items()}  # in turns: 0..1
 
 
-def color_shares(image: Image.Image | np.ndarray) -> dict[str, float]:
-    """The share of an image's pixels whose hue is nearest each palette color, counting only saturated,
-    not-too-dark pixels: the light-gray background and dark smudges vote for nothing."""
+def color_map(image: Image.Image | np.ndarray) -> np.ndarray:
+    """[H, W]: for each pixel the index in COLORS of the palette color whose hue is nearest, or -1 where the
+    pixel is not colored (saturation or brightness too low: the light-gray background, edges blended into
+    it, dark smudges). Measured from the pixels alone, so it can check what any model generated."""
     hsv = np.asarray(load_image(image).convert("HSV"), dtype=np.float32) / 255
-    hue, colored = hsv[..., 0], (hsv[..., 1] >= SATURATION_MIN) & (hsv[..., 2] >= VALUE_MIN)
-    palette = np.array(list(COLOR_HUES.values()))
-    distance = np.abs(hue[colored][:, None] - palette)
-    nearest = np.minimum(distance, 1 - distance).argmin(axis=1)  # hue is an angle: 0.98 is near 0.02
-    counts = np.bincount(nearest, minlength=len(palette)) / hue.size
-    return dict(zip(COLOR_HUES, counts.tolist()))
+    palette = np.array([COLOR_HUES[name] for name in COLORS])
+    distance = np.abs(hsv[..., :1] - palette)
+    nearest = np.minimum(distance, 1 - distance).argmin(axis=-1)  # hue is an angle: 0.98 is near 0.02
+    colored = (hsv[..., 1] >= SATURATION_MIN) & (hsv[..., 2] >= VALUE_MIN)
+    return np.where(colored, nearest, -1)
+
+
+def color_shares(image: Image.Image | np.ndarray) -> dict[str, float]:
+    """The share of an image's pixels that `color_map` assigns to each palette color."""
+    labels = color_map(image)
+    counts = np.bincount(labels[labels >= 0], minlength=len(COLORS)) / labels.size
+    return dict(zip(COLORS, counts.tolist()))
 
 
 def dominant_color(image: Image.Image | np.ndarray, min_share: float = 0.01) -> str | None:

@@ -524,3 +524,12 @@ def test_color_shares_count_colored_pixels_only():
     shares = data.color_shares(image)
     assert shares["blue"] == pytest.approx(0.25) and shares["yellow"] == pytest.approx(0.5)
     assert sum(shares.values()) == pytest.approx(0.75) and data.dominant_color(image) == "yellow"
+
+
+def test_color_map_marks_the_object_where_it_was_drawn():
+    batch = data.ShapesWorld(seed=6).sample(50)
+    for image, attrs in zip(batch.images, batch.attributes):
+        labels = data.color_map(image)
+        assert set(np.unique(labels)) == {-1, data.COLORS.index(attrs["color"])}
+        rows, columns = np.nonzero(labels >= 0)  # mass centre; xy is the box's (a heart is top-heavy)
+        assert abs(columns.mean() + 0.5 - attrs["xy"][0]) < 4 and abs(rows.mean() + 0.5 - attrs["xy"][1]) < 4
