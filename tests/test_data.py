@@ -531,5 +531,5 @@ def test_color_map_marks_the_object_where_it_was_drawn():
     for image, attrs in zip(batch.images, batch.attributes):
         labels = data.color_map(image)
         assert set(np.unique(labels)) == {-1, data.COLORS.index(attrs["color"])}
-        rows, columns = np.nonzero(labels >= 0)  # mass centre; xy is the box's (a heart is top-heavy)
-        assert abs(columns.mean() + 0.5 - attrs["xy"][0]) < 4 and abs(rows.mean() + 0.5 - attrs["xy"][1]) < 4
+        rows, columns = np.nonzero(labels >= 0)  # mass vs box centre; positions lie 14 px apart
+        assert abs(columns.mean() + 0.5 - attrs["xy"][0]) < 6 and abs(rows.mean() + 0.5 - attrs["xy"][1]) < 6
