@@ -192,21 +192,31 @@ def evaluate_clip(
 
 
 def training_arguments(
-    prog: str, description: str, steps: int, batch_size: int, argv: list[str] | None, model: str = ""
+    prog: str,
+    description: str,
+    steps: int,
+    batch_size: int,
+    argv: list[str] | None,
+    model: str = "",
+    lr: float = 5e-4,
+    extra: Callable[[argparse.ArgumentParser], None] | None = None,
 ) -> argparse.Namespace:
     """The options every trainer of the course takes (and sets the thread count, if one is given).
 
-    `model`, if given, is a positional argument the command must name (`python -m mmlesson.train clip`).
+    `model`, if given, is a positional argument the command must name (`python -m mmlesson.train clip`);
+    `extra(parser)` adds a trainer's own options.
     """
     parser = argparse.ArgumentParser(prog=prog, description=description)
     if model:
         parser.add_argument("model", choices=[model])
     parser.add_argument("--steps", type=int, default=steps)
     parser.add_argument("--batch-size", type=int, default=batch_size)
-    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--lr", type=float, default=lr)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR)
+    if extra is not None:
+        extra(parser)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
