@@ -3,8 +3,8 @@
 A text-to-image model is only as good as a check that does not trust it. In the Shapes world two of the
 three attributes can be measured from pixels with no model at all:
 - the object is every pixel that clearly differs from the light gray background;
-- its color is the palette color whose hue is nearest to the hue of the object's mean RGB (hue, because the
-  anti-aliased edge mixes the color with gray, which changes saturation and brightness but not hue);
+- its color is `data.dominant_color`: the palette color that most saturated pixels are nearest to in hue
+  (hue, because an anti-aliased edge mixes the color with gray, which changes saturation, not hue);
 - its position is the `POSITION_XY` point nearest to the centroid of the object's pixels (the world
   places an object's bounding box, not its centroid, but a stray speck moves a box more than a centroid;
   the price: a large triangle's centroid lies low, and about 1 real image in 600 is misread).
@@ -14,7 +14,6 @@ rerank samples by how well they match their caption (DALL-E 1 drew 512 samples a
 
 from __future__ import annotations
 
-import colorsys
 from collections.abc import Sequence
 
 import numpy as np
@@ -32,25 +31,6 @@ def object_mask(image: Image.Image) -> np.ndarray:
     """Boolean [H, W]: the pixels that clearly differ from the Shapes background."""
     pixels = np.asarray(image.convert("RGB")).astype(int)
     return np.abs(pixels - np.array(data.BACKGROUND_RGB)).max(axis=-1) > OBJECT_THRESHOLD
-
-
-def _hue(rgb: Sequence[float]) -> float:
-    """Hue in degrees (0..360) of an RGB color in 0..255."""
-    return colorsys.rgb_to_hsv(*(np.asarray(rgb, dtype=float) / 255))[0] * 360
-
-
-def object_color(image: Image.Image) -> str | None:
-    """The palette color nearest in hue to the object's mean color; None when no object is drawn."""
-    mask = object_mask(image)
-    if not mask.any():
-        return None
-    hue = _hue(np.asarray(image.convert("RGB"))[mask].mean(axis=0))
-
-    def distance(name: str) -> float:
-        d = abs(hue - _hue(data.COLOR_RGB[name])) % 360
-        return min(d, 360 - d)
-
-    return min(data.COLORS, key=distance)
 
 
 def object_position(image: Image.Image) -> str | None:
@@ -79,7 +59,7 @@ def judge(
         raise ValueError(f"{len(images)} images but {len(attributes)} attribute sets: give one per image")
     shapes = object_shapes(clip, images)
     return {
-        "color": [object_color(image) == a["color"] for image, a in zip(images, attributes)],
+        "color": [data.dominant_color(image) == a["color"] for image, a in zip(images, attributes)],
         "position": [object_position(image) == a["position"] for image, a in zip(images, attributes)],
         "shape": [shape == a["shape"] for shape, a in zip(shapes, attributes)],
     }

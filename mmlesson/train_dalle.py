@@ -195,7 +195,7 @@ def seconds_per_image(dalle: Dalle, n: int = 1, repeats: int = 3, use_cache: boo
 
 def main(argv: list[str] | None = None) -> int:
     args = training_arguments(
-        "python -m mmlesson.train_dalle", __doc__.splitlines()[0], 4000, 64, argv, lr=1e-3, extra=_options
+        "python -m mmlesson.train_dalle", __doc__.splitlines()[0], 2400, 64, argv, lr=1e-3, extra=_options
     )
     vqgan = load_tiny_vqgan().eval()
     dalle = new_tiny_dalle(vqgan, args.layers, args.heads, args.width, seed=args.seed)
@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _options(parser: argparse.ArgumentParser) -> None:
     """The model's size and the number of training images."""
-    parser.add_argument("--images", type=int, default=40_000, help="training images, encoded once")
+    parser.add_argument("--images", type=int, default=32_000, help="training images, encoded once")
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--width", type=int, default=128)
