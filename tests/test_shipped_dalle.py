@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
@@ -13,6 +12,8 @@ from mmlesson.assets import read_manifest
 from mmlesson.dalle import GPT, TINY_DALLE_NAME, Dalle, load_tiny_dalle
 from mmlesson.errors import MMLessonError
 from mmlesson.vqgan import TINY_VQGAN_NAME
+
+from .conftest import copy_shipped, damage
 
 # The bars, over every color and shape, read from the pixels (color, position) and by the tiny CLIP
 # (shape); reranking 8 samples by CLIP must raise the shape score.
@@ -79,25 +80,14 @@ def test_reranking_by_clip_raises_the_shape_score(measured):
     assert measured["shape_reranked_all"] > measured["shape_all"]
 
 
-def _copy_weights(folder) -> None:
-    for name in (TINY_DALLE_NAME, TINY_VQGAN_NAME):
-        for path in assets.WEIGHTS_DIR.glob(f"{name}.*"):
-            shutil.copy(path, folder / path.name)
-
-
 def test_damaged_weights_are_refused_with_advice(tmp_path):
-    _copy_weights(tmp_path)
-    weights = tmp_path / f"{TINY_DALLE_NAME}.safetensors"
-    data = bytearray(weights.read_bytes())
-    data[-1] ^= 0xFF
-    weights.write_bytes(bytes(data))
+    damage(copy_shipped(tmp_path, TINY_DALLE_NAME, TINY_VQGAN_NAME) / f"{TINY_DALLE_NAME}.safetensors")
     with pytest.raises(MMLessonError, match="damaged.*reinstall"):
         load_tiny_dalle(weights_dir=tmp_path)
 
 
 def test_weights_trained_on_another_vqgan_are_refused(tmp_path):
-    _copy_weights(tmp_path)
-    path = tmp_path / f"{TINY_DALLE_NAME}.manifest.json"
+    path = copy_shipped(tmp_path, TINY_DALLE_NAME, TINY_VQGAN_NAME) / f"{TINY_DALLE_NAME}.manifest.json"
     manifest = json.loads(path.read_text(encoding="utf-8"))
     path.write_text(json.dumps({**manifest, "vqgan_sha256": "0" * 64}), encoding="utf-8")
     with pytest.raises(MMLessonError, match="tokens of another mmlesson-tiny-vqgan.*retrain"):
