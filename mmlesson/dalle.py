@@ -267,13 +267,8 @@ class Dalle:
     """
 
     def __init__(self, gpt: GPT, vqgan: VQGAN, tokenizer: CaptionTokenizer, name: str = "dalle") -> None:
-        config = gpt.config
-        wanted = {
-            "vocab_size": tokenizer.vocab_size + vqgan.codebook_size,
-            "n_codes": vqgan.codebook_size,
-            "block_size": tokenizer.context_length + vqgan.grid**2,
-        }
-        found = {key: getattr(config, key) for key in wanted}
+        wanted = self.gpt_shape(tokenizer, vqgan)
+        found = {key: getattr(gpt.config, key) for key in wanted}
         if found != wanted:
             raise ValueError(
                 f"this GPT does not fit this tokenizer and VQGAN: it has {found}, they need {wanted}"
@@ -283,19 +278,21 @@ class Dalle:
     def __repr__(self) -> str:
         return f"Dalle(name={self.name!r}, {self.gpt!r}, {self.vqgan!r})"
 
+    @staticmethod
+    def gpt_shape(tokenizer: CaptionTokenizer, vqgan: VQGAN) -> dict[str, int]:
+        """What a GPT must read and write to join this tokenizer and this VQGAN."""
+        return {
+            "vocab_size": tokenizer.vocab_size + vqgan.codebook_size,
+            "n_codes": vqgan.codebook_size,
+            "block_size": tokenizer.context_length + vqgan.grid**2,
+        }
+
     @classmethod
     def untrained(
         cls, vqgan: VQGAN, tokenizer: CaptionTokenizer, n_layer: int = 4, n_head: int = 4, n_embd: int = 128
     ) -> Dalle:
         """A fresh GPT sized for this tokenizer and VQGAN (to train, e.g. with `train_dalle.train_dalle`)."""
-        config = GPTConfig(
-            vocab_size=tokenizer.vocab_size + vqgan.codebook_size,
-            n_codes=vqgan.codebook_size,
-            block_size=tokenizer.context_length + vqgan.grid**2,
-            n_layer=n_layer,
-            n_head=n_head,
-            n_embd=n_embd,
-        )
+        config = GPTConfig(**cls.gpt_shape(tokenizer, vqgan), n_layer=n_layer, n_head=n_head, n_embd=n_embd)
         return cls(GPT(config).to(vqgan.device), vqgan, tokenizer, "untrained")
 
     @property
@@ -386,9 +383,9 @@ class Dalle:
     ) -> torch.Tensor:
         """Codes [len(captions) * n, image_length]: n samples per caption, the captions' samples in order.
 
-        With `use_cache=False` every step re-runs the GPT over the whole sequence so far: the same tokens
-        (the same arithmetic up to rounding), about ten times the work; it is here to show what the KV
-        cache saves.
+        With `use_cache=False` every step re-runs the GPT over the whole sequence so far instead of the one
+        new token: the same tokens (the same arithmetic, up to rounding) for more work at every step; it is
+        here to show what the KV cache saves (benchmarks/bench_dalle.py).
         """
         check_positive_int(n, "n")
         temperature, top_k = self._check_sampling(temperature, top_k)
@@ -414,7 +411,11 @@ class Dalle:
         top_k: int | None = None,
         seed: int = 0,
     ) -> list[Image.Image]:
-        """n images (64x64 PIL) for a caption (or n per caption for a list), the same for the same seed."""
+        """n images (64x64 PIL) for a caption, or n per caption for a list, the same for the same seed.
+
+        temperature > 0 divides the logits (below 1: safer, above 1: wilder); top_k keeps only the k most
+        likely codes at every step (1 to the codebook's size; None keeps all).
+        """
         return self.decode(self.sample_codes(caption, n, temperature, top_k, seed))
 
     def _check_sampling(self, temperature: float, top_k: int | None) -> tuple[float, int | None]:
