@@ -55,6 +55,11 @@ KVCache = list[tuple[torch.Tensor, torch.Tensor]]  # per block: keys and values 
 # -- captions ---------------------------------------------------------------------------------------------
 
 
+def split_words(text: str) -> list[str]:
+    """Lower-cased words and punctuation marks: "A red circle, large" -> [a, red, circle, ',', large]."""
+    return _WORDS.findall(text.lower())
+
+
 class CaptionTokenizer:
     """Words <-> ids: id 0 is padding, ids 1.. the known words; every caption becomes `context_length` ids.
 
@@ -74,15 +79,11 @@ class CaptionTokenizer:
     def vocab_size(self) -> int:
         return len(self.words)
 
-    def split(self, caption: str) -> list[str]:
-        """Lower-cased words and punctuation marks: "A red circle, large" -> [a, red, circle, ',', large]."""
-        if not isinstance(caption, str):
-            raise TypeError(f"a caption must be a string, got {type(caption).__name__}: {caption!r}")
-        return _WORDS.findall(caption.lower())
-
     def encode(self, caption: str) -> list[int]:
         """The ids of a caption's words, without padding; a clear error for what the model cannot read."""
-        words = self.split(caption)
+        if not isinstance(caption, str):
+            raise TypeError(f"a caption must be a string, got {type(caption).__name__}: {caption!r}")
+        words = split_words(caption)
         if not words:
             raise ValueError(
                 f"the caption {caption!r} is empty: describe one object, e.g. 'a large red circle on the "

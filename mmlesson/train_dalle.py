@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -34,7 +33,7 @@ from tqdm.auto import tqdm
 from mmlesson import data, judge, train
 from mmlesson.assets import save_shipped, shipped_weights
 from mmlesson.clip import ClipBundle, load_tiny_clip
-from mmlesson.dalle import TINY_DALLE_NAME, CaptionTokenizer, Dalle
+from mmlesson.dalle import TINY_DALLE_NAME, CaptionTokenizer, Dalle, split_words
 from mmlesson.train import learning_rate, training_arguments
 from mmlesson.vqgan import TINY_VQGAN_NAME, VQGAN, load_tiny_vqgan
 
@@ -46,7 +45,7 @@ EVALUATION_SEED = 1000  # sampling seed of the evaluation (training never sample
 
 def course_words() -> list[str]:
     """Every word and punctuation mark of the course's captions and prompts: the tokenizer's vocabulary."""
-    return sorted({word for text in train.course_texts() for word in re.findall(r"[a-z]+|[^a-z\s]", text)})
+    return sorted({word for text in train.course_texts() for word in split_words(text)})
 
 
 def new_tiny_dalle(
@@ -167,11 +166,10 @@ def evaluate_dalle(
             for k, caption in enumerate(captions)
         ]
         reranked.append(judge.judge(clip, picks, group))
-    pair_held_out = [(a["color"], a["shape"]) in held_out for a in attributes for _ in range(samples)]
+    out = torch.tensor([(a["color"], a["shape"]) in held_out for a in attributes for _ in range(samples)])
     metrics = {}
     for name in ("color", "position", "shape"):
         matches = torch.tensor([m for result in results for m in result[name]], dtype=torch.float)
-        out = torch.tensor(pair_held_out)
         metrics[f"{name}_all"] = matches.mean().item()
         if (~out).any():
             metrics[f"{name}_held_in"] = matches[~out].mean().item()
