@@ -2,10 +2,11 @@
 
 A text-to-image model is only as good as a check that does not trust it. In the Shapes world two of the
 three attributes can be measured from pixels with no model at all:
-- the object is every pixel that clearly differs from the light gray background;
-- its color is `data.dominant_color`: the palette color that most saturated pixels are nearest to in hue
+- the object is its colored pixels (`data.color_map`: saturated enough to have a hue; the light-gray
+  background and edges blended into it have none);
+- its color is `data.dominant_color`: the palette color that most of those pixels are nearest to in hue
   (hue, because an anti-aliased edge mixes the color with gray, which changes saturation, not hue);
-- its position is the `POSITION_XY` point nearest to the centroid of the object's pixels (the world
+- its position is the `POSITION_XY` point nearest to the centroid of those pixels (the world
   places an object's bounding box, not its centroid, but a stray speck moves a box more than a centroid;
   the price: a large triangle's centroid lies low, and about 1 real image in 600 is misread).
 The shape needs a model: the shipped tiny CLIP, zero-shot over the five shape names. The same CLIP can
@@ -24,21 +25,12 @@ from mmlesson import data
 from mmlesson.clip import ClipBundle
 from mmlesson.zeroshot import SHAPES_TEMPLATES, classify
 
-OBJECT_THRESHOLD = 40  # a pixel belongs to the object when a channel differs from the background by more
-
-
-def object_mask(image: Image.Image) -> np.ndarray:
-    """Boolean [H, W]: the pixels that clearly differ from the Shapes background."""
-    pixels = np.asarray(image.convert("RGB")).astype(int)
-    return np.abs(pixels - np.array(data.BACKGROUND_RGB)).max(axis=-1) > OBJECT_THRESHOLD
-
 
 def object_position(image: Image.Image) -> str | None:
     """The position word whose point is nearest to the object's centroid; None when no object is drawn."""
-    mask = object_mask(image)
-    if not mask.any():
+    ys, xs = np.nonzero(data.color_map(image) >= 0)
+    if len(xs) == 0:
         return None
-    ys, xs = np.nonzero(mask)
     x, y = (xs.mean() + 0.5) / image.width, (ys.mean() + 0.5) / image.height  # pixel centers, as fractions
     return min(
         data.POSITIONS, key=lambda p: (data.POSITION_XY[p][0] - x) ** 2 + (data.POSITION_XY[p][1] - y) ** 2
