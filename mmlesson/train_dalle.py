@@ -149,10 +149,10 @@ def evaluate_dalle(
     and for those whose color x shape pair was held out of training or not.
 
     `{color,position,shape}_{all,held_in,held_out}`: the share of all samples whose attribute matches.
-    `{...}_reranked_all`: the same for one image per caption, the one the CLIP ranks first of its samples;
-    `rerank_shape_gain` = shape_reranked_all - shape_all. The shape judge and the reranker are the same
-    CLIP, so that gain is partly CLIP agreeing with itself; color and position after reranking are measured
-    from pixels and say whether the picks are really better.
+    `{...}_reranked_{all,held_in,held_out}`: the same for one image per caption, the one the CLIP ranks
+    first of its samples; `rerank_shape_gain` = shape_reranked_all - shape_all. The shape judge and the
+    reranker are the same CLIP, so that gain is partly CLIP agreeing with itself; color and position after
+    reranking are measured from pixels and say whether the picks are really better.
     """
     held_out, results, reranked = set(HELD_OUT), [], []
     for first in range(0, len(attributes), captions_per_batch):
@@ -166,19 +166,26 @@ def evaluate_dalle(
             for k, caption in enumerate(captions)
         ]
         reranked.append(judge.judge(clip, picks, group))
-    out = torch.tensor([(a["color"], a["shape"]) in held_out for a in attributes for _ in range(samples)])
+    picks_held_out = torch.tensor([(a["color"], a["shape"]) in held_out for a in attributes])
+    samples_held_out = picks_held_out.repeat_interleave(samples)
     metrics = {}
     for name in ("color", "position", "shape"):
-        matches = torch.tensor([m for result in results for m in result[name]], dtype=torch.float)
-        metrics[f"{name}_all"] = matches.mean().item()
-        if (~out).any():
-            metrics[f"{name}_held_in"] = matches[~out].mean().item()
-        if out.any():
-            metrics[f"{name}_held_out"] = matches[out].mean().item()
-        picked = [m for result in reranked for m in result[name]]
-        metrics[f"{name}_reranked_all"] = sum(picked) / len(picked)
+        metrics |= _rates(name, [m for result in results for m in result[name]], samples_held_out)
+        metrics |= _rates(
+            f"{name}_reranked", [m for result in reranked for m in result[name]], picks_held_out
+        )
     metrics["rerank_shape_gain"] = metrics["shape_reranked_all"] - metrics["shape_all"]
     return metrics
+
+
+def _rates(name: str, matches: list[bool], held_out: torch.Tensor) -> dict[str, float]:
+    """`{name}_all`, and `{name}_held_in` / `{name}_held_out` where some items are of that group."""
+    matches = torch.tensor(matches, dtype=torch.float)
+    rates = {f"{name}_all": matches.mean().item()}
+    for group, mask in (("held_in", ~held_out), ("held_out", held_out)):
+        if mask.any():
+            rates[f"{name}_{group}"] = matches[mask].mean().item()
+    return rates
 
 
 def seconds_per_image(dalle: Dalle, n: int = 1, repeats: int = 3, use_cache: bool = True) -> float:

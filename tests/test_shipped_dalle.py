@@ -78,6 +78,7 @@ def test_quality_bars_hold_recomputed_on_every_color_and_shape(measured, manifes
 
 def test_reranking_by_clip_raises_the_shape_score(measured):
     assert measured["shape_reranked_all"] > measured["shape_all"]
+    assert measured["shape_reranked_held_out"] > measured["shape_held_out"]  # where it matters most
 
 
 def test_damaged_weights_are_refused_with_advice(tmp_path):
