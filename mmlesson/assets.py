@@ -22,8 +22,12 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mmlesson.errors import MMLessonError
+
+if TYPE_CHECKING:
+    import torch
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
@@ -255,9 +259,39 @@ def read_manifest(name: str, weights_dir: Path = WEIGHTS_DIR) -> dict:
         raise MMLessonError(
             f"The shipped weights of {name} are missing ({path.name} not found): reinstall the course "
             "package (pip install -e . in the course folder), or train them (python -m mmlesson.train "
-            "clip, or python -m mmlesson.train_vqgan)."
+            "clip, python -m mmlesson.train_vqgan or python -m mmlesson.train_dalle)."
         )
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def save_shipped(
+    name: str, state: dict[str, torch.Tensor], out: Path, record: dict, texts: dict[str, str] | None = None
+) -> Path:
+    """Write a trained model the way the course ships it; return the manifest's path.
+
+    The weights go to `{name}.safetensors` in float16 (half the bytes of float32, and the 20 MB budget of
+    all shipped weights is tight), each of `texts` ({filename: content}, e.g. a config) beside them, and
+    `{name}.manifest.json` lists every file with its sha256 and size, followed by `record` (how the model
+    was made and how good it is). `shipped_weights` and `verify_shipped` check the files against it.
+    """
+    from safetensors.torch import save_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    weights = out / f"{name}.safetensors"
+    save_file({key: value.detach().half().contiguous() for key, value in state.items()}, str(weights))
+    files = [weights]
+    for filename, content in (texts or {}).items():
+        (out / filename).write_text(content, encoding="utf-8")
+        files.append(out / filename)
+    manifest = {
+        "name": name,
+        "weights": weights.name,
+        "files": {path.name: {"sha256": sha256_of(path), "size": path.stat().st_size} for path in files},
+        **record,
+    }
+    path = out / f"{name}.manifest.json"
+    path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return path
 
 
 def shipped_weights(name: str, weights_dir: Path = WEIGHTS_DIR) -> tuple[dict, Path]:

@@ -143,7 +143,7 @@ _UNIT_POLYGONS = {
 # Validation helpers: every message names the bad value and says what would be accepted.
 
 
-def _check_int(name: str, value: Any, minimum: int) -> int:
+def check_int(name: str, value: Any, minimum: int) -> int:
     """Return `value` as an int, or raise TypeError/ValueError saying which integers are allowed."""
     wanted = {0: "a non-negative integer", 1: "a positive integer"}.get(minimum, f"an integer >= {minimum}")
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -273,7 +273,7 @@ def render(
         ("position", position, POSITIONS),
     ):
         _check_word(kind, word, valid)
-    image_size = _check_int("image_size", image_size, MIN_IMAGE_SIZE)
+    image_size = check_int("image_size", image_size, MIN_IMAGE_SIZE)
     return _draw(color, shape, size, position, image_size, rng)[0]
 
 
@@ -385,8 +385,8 @@ class ShapesWorld:
         combos: Iterable[tuple[str, str]] | None = None,
         exclude: Iterable[tuple[str, str]] | None = None,
     ):
-        self.seed = _check_int("seed", seed, 0)
-        self.image_size = _check_int("image_size", image_size, MIN_IMAGE_SIZE)
+        self.seed = check_int("seed", seed, 0)
+        self.image_size = check_int("image_size", image_size, MIN_IMAGE_SIZE)
         self.combos = _resolve_combos(combos, exclude)
 
     def __repr__(self) -> str:
@@ -394,7 +394,7 @@ class ShapesWorld:
 
     def __getitem__(self, i: int) -> ShapesItem:
         """Item i, the same whether asked for alone or inside any `sample`."""
-        i = _check_int("index", i, 0)
+        i = check_int("index", i, 0)
         # Each item gets its own RNG, seeded from (seed, i) alone: no state flows from one item to the next.
         rng = random.Random(f"{self.seed}:{i}")
         color, shape = rng.choice(self.combos)
@@ -411,8 +411,8 @@ class ShapesWorld:
 
     def sample(self, n: int, start: int = 0) -> ShapesBatch:
         """Items start, start + 1, ..., start + n - 1, as a batch."""
-        n = _check_int("n", n, 1)
-        start = _check_int("start", start, 0)
+        n = check_int("n", n, 1)
+        start = check_int("start", start, 0)
         items = [self[i] for i in range(start, start + n)]
         return ShapesBatch(
             images=[item.image for item in items],

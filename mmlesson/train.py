@@ -16,7 +16,6 @@ in-distribution for the text encoder.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import itertools
 import json
 import math
@@ -31,7 +30,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mmlesson import data
-from mmlesson.assets import WEIGHTS_DIR
+from mmlesson.assets import WEIGHTS_DIR, save_shipped
 from mmlesson.clip import TINY_CLIP_NAME, ClipBundle, CompactTokenizer, bundle_from_model, tiny_clip_config
 from mmlesson.losses import contrastive_loss
 
@@ -192,47 +191,32 @@ def evaluate_clip(
     }
 
 
-def save_tiny_clip(model: torch.nn.Module, tokenizer: CompactTokenizer, out: Path, record: dict) -> Path:
-    """Write weights (fp16 safetensors), the open_clip config, and the manifest that describes them."""
-    from safetensors.torch import save_file
-
-    out.mkdir(parents=True, exist_ok=True)
-    weights = out / f"{TINY_CLIP_NAME}.safetensors"
-    config = out / f"{TINY_CLIP_NAME}.json"
-    save_file({k: v.detach().half().contiguous() for k, v in model.state_dict().items()}, str(weights))
-    config.write_text(json.dumps(record["model_config"], indent=2) + "\n", encoding="utf-8")
-    files = {
-        p.name: {"sha256": hashlib.sha256(p.read_bytes()).hexdigest(), "size": p.stat().st_size}
-        for p in (weights, config)
-    }
-    manifest = {
-        "name": TINY_CLIP_NAME,
-        "weights": weights.name,
-        "files": files,
-        "tokenizer": {"context_length": tokenizer.context_length, "bpe_ids": tokenizer.bpe_ids},
-        **{k: v for k, v in record.items() if k != "model_config"},
-    }
-    path = out / f"{TINY_CLIP_NAME}.manifest.json"
-    path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    return path
-
-
 def training_arguments(
-    prog: str, description: str, steps: int, batch_size: int, argv: list[str] | None, model: str = ""
+    prog: str,
+    description: str,
+    steps: int,
+    batch_size: int,
+    argv: list[str] | None,
+    model: str = "",
+    lr: float = 5e-4,
+    extra: Callable[[argparse.ArgumentParser], None] | None = None,
 ) -> argparse.Namespace:
     """The options every trainer of the course takes (and sets the thread count, if one is given).
 
-    `model`, if given, is a positional argument the command must name (`python -m mmlesson.train clip`).
+    `model`, if given, is a positional argument the command must name (`python -m mmlesson.train clip`);
+    `extra(parser)` adds a trainer's own options.
     """
     parser = argparse.ArgumentParser(prog=prog, description=description)
     if model:
         parser.add_argument("model", choices=[model])
     parser.add_argument("--steps", type=int, default=steps)
     parser.add_argument("--batch-size", type=int, default=batch_size)
-    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--lr", type=float, default=lr)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR)
+    if extra is not None:
+        extra(parser)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -251,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics = evaluate_clip(bundle_from_model(model, tokenizer, TINY_CLIP_NAME, torch.device("cpu")))
     pairs = args.steps * args.batch_size
     record = {
-        "model_config": tiny_clip_config(tokenizer.vocab_size),
+        "tokenizer": {"context_length": tokenizer.context_length, "bpe_ids": tokenizer.bpe_ids},
         "training": {
             "command": "python -m mmlesson.train " + " ".join(sys.argv[1:] if argv is None else argv),
             "seed": args.seed,
@@ -270,7 +254,10 @@ def main(argv: list[str] | None = None) -> int:
         "evaluation": "mmlesson.train.evaluate_clip(seed=1000): 3000 images of all combos, 1000 of "
         "held-out combos, a 1000-image gallery for recall@10",
     }
-    path = save_tiny_clip(model, tokenizer, args.out, record)
+    config = json.dumps(tiny_clip_config(tokenizer.vocab_size), indent=2) + "\n"
+    path = save_shipped(
+        TINY_CLIP_NAME, model.state_dict(), args.out, record, {f"{TINY_CLIP_NAME}.json": config}
+    )
     print(json.dumps(record["metrics"], indent=2))
     print(f"wrote {path.name} and its weights in {args.out}")
     return 0

@@ -15,17 +15,15 @@ batch, a common remedy (e.g. Dhariwal et al., Jukebox, 2020).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
 
 from mmlesson import data
+from mmlesson.assets import save_shipped
 from mmlesson.train import learning_rate, training_arguments
 from mmlesson.vqgan import TINY_VQGAN_NAME, VQGAN, psnr, tiny_vqgan_config
 
@@ -93,27 +91,6 @@ def evaluate_vqgan(model: VQGAN, n: int = 1000, batch_size: int = 100) -> dict[s
     }
 
 
-def save_tiny_vqgan(model: VQGAN, out: Path, record: dict) -> Path:
-    """Write the weights (float16 safetensors) and the manifest that describes them."""
-    out.mkdir(parents=True, exist_ok=True)
-    weights = out / f"{TINY_VQGAN_NAME}.safetensors"
-    save_file({k: v.detach().half().contiguous() for k, v in model.state_dict().items()}, str(weights))
-    manifest = {
-        "name": TINY_VQGAN_NAME,
-        "weights": weights.name,
-        "files": {
-            weights.name: {
-                "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
-                "size": weights.stat().st_size,
-            }
-        },
-        **record,
-    }
-    path = out / f"{TINY_VQGAN_NAME}.manifest.json"
-    path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    return path
-
-
 def main(argv: list[str] | None = None) -> int:
     args = training_arguments("python -m mmlesson.train_vqgan", __doc__.splitlines()[0], 2500, 16, argv)
     torch.manual_seed(args.seed)
@@ -143,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         "metrics": {k: round(v, 4) for k, v in metrics.items()},
         "evaluation": EVALUATION + "; metrics of the float16 weights as shipped",
     }
-    path = save_tiny_vqgan(model, args.out, record)
+    path = save_shipped(TINY_VQGAN_NAME, model.state_dict(), args.out, record)
     print(json.dumps(record["metrics"], indent=2))
     print(f"wrote {path.name} and its weights in {args.out}")
     return 0

@@ -133,7 +133,7 @@ class VQGAN(torch.nn.Module):
 
     def decode(self, indices: torch.Tensor) -> torch.Tensor:
         """Images [N, 3, H, W] in [0, 1] painted from token indices [N, h, w] (or one grid [h, w])."""
-        indices = self._check_indices(indices)
+        indices = self.check_indices(indices)
         with torch.no_grad():
             return to_unit_range(self.decode_latents(self.latents_from_indices(indices)))
 
@@ -202,7 +202,8 @@ class VQGAN(torch.nn.Module):
             return rounded
         return size
 
-    def _check_indices(self, indices: torch.Tensor) -> torch.Tensor:
+    def check_indices(self, indices: torch.Tensor) -> torch.Tensor:
+        """Token grids as a long tensor [N, h, w] (a grid [h, w] gets N = 1), or an error naming the range."""
         indices = torch.as_tensor(indices)
         if indices.ndim == 2:
             indices = indices.unsqueeze(0)

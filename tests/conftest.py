@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import socket
 import tempfile
 import threading
@@ -113,6 +114,23 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "cache"
     monkeypatch.setenv("MMLESSON_CACHE", str(folder))
     return folder
+
+
+def copy_shipped(folder: Path, *names: str) -> Path:
+    """Copy every shipped file of the models `names` (weights, manifest, config) into folder."""
+    from mmlesson.assets import WEIGHTS_DIR
+
+    for name in names:
+        for path in WEIGHTS_DIR.glob(f"{name}.*"):
+            shutil.copy(path, folder / path.name)
+    return folder
+
+
+def damage(path: Path) -> None:
+    """Change a file's last byte, as a broken copy or download would."""
+    content = bytearray(path.read_bytes())
+    content[-1] ^= 0xFF
+    path.write_bytes(bytes(content))
 
 
 def free_port() -> int:

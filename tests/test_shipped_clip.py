@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import open_clip
 import pytest
 import torch
@@ -12,6 +10,8 @@ import mmlesson
 from mmlesson import assets, train
 from mmlesson.clip import TINY_CLIP_NAME, load_tiny_clip, read_manifest
 from mmlesson.errors import MMLessonError
+
+from .conftest import copy_shipped, damage
 
 WEIGHT_BUDGET_BYTES = 20 * 1024 * 1024  # every shipped weight file together
 QUALITY_BARS = {
@@ -71,11 +71,6 @@ def test_loads_on_the_requested_device(bundle):
 
 
 def test_damaged_weights_are_refused_with_advice(tmp_path):
-    for path in assets.WEIGHTS_DIR.glob(f"{TINY_CLIP_NAME}.*"):
-        shutil.copy(path, tmp_path / path.name)
-    weights = tmp_path / f"{TINY_CLIP_NAME}.safetensors"
-    data = bytearray(weights.read_bytes())
-    data[-1] ^= 0xFF
-    weights.write_bytes(bytes(data))
+    damage(copy_shipped(tmp_path, TINY_CLIP_NAME) / f"{TINY_CLIP_NAME}.safetensors")
     with pytest.raises(MMLessonError, match="damaged.*reinstall"):
         load_tiny_clip(torch.device("cpu"), weights_dir=tmp_path)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 import torch
 from taming.modules.diffusionmodules.model import Decoder, Encoder
@@ -14,6 +12,8 @@ from mmlesson import assets, train_vqgan
 from mmlesson.clip import read_manifest
 from mmlesson.errors import MMLessonError
 from mmlesson.vqgan import TINY_VQGAN_NAME, load_tiny_vqgan, tiny_vqgan_config
+
+from .conftest import copy_shipped, damage
 
 QUALITY_BARS = {"psnr_db_mean": 28.0, "codebook_used_share": 0.5}
 
@@ -57,11 +57,6 @@ def test_quality_bars_hold_and_match_the_manifest(model, manifest):
 
 
 def test_damaged_weights_are_refused_with_advice(tmp_path):
-    for path in assets.WEIGHTS_DIR.glob(f"{TINY_VQGAN_NAME}.*"):
-        shutil.copy(path, tmp_path / path.name)
-    weights = tmp_path / f"{TINY_VQGAN_NAME}.safetensors"
-    data = bytearray(weights.read_bytes())
-    data[-1] ^= 0xFF
-    weights.write_bytes(bytes(data))
+    damage(copy_shipped(tmp_path, TINY_VQGAN_NAME) / f"{TINY_VQGAN_NAME}.safetensors")
     with pytest.raises(MMLessonError, match="damaged.*reinstall"):
         load_tiny_vqgan(weights_dir=tmp_path)
