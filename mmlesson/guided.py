@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from mmlesson.clip import ClipBundle, ImageInput, load_clip
+from mmlesson.clip import ClipBundle, ImageInput, check_positive_int, load_clip
 from mmlesson.errors import MMLessonError
 from mmlesson.train import learning_rate
 from mmlesson.vqgan import VQGAN, load_vqgan, to_pil
@@ -146,8 +146,8 @@ def generate(
     pull towards images (weight 1 each); `init_image` starts from an image instead of random tokens.
     `callback(step, image, loss)` is called every `frame_every` steps, e.g. to show the image live.
     """
-    if not isinstance(steps, int) or steps < 1 or not isinstance(cutouts, int) or cutouts < 1:
-        raise ValueError(f"steps and cutouts must be positive integers, got {steps!r} and {cutouts!r}")
+    check_positive_int(steps, "steps")
+    check_positive_int(cutouts, "cutouts")
     prompts = parse_prompts(prompt)
     clip = clip or load_clip(profile)
     vqgan = vqgan or load_vqgan(profile, device=clip.device)

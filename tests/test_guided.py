@@ -138,7 +138,7 @@ def test_size_not_a_multiple_of_the_factor_is_rounded_with_a_warning(bundle, vqg
 
 def test_bad_settings_are_refused(bundle, vqgan):
     for settings in ({"steps": 0}, {"cutouts": 0}, {"steps": 2.5}):
-        with pytest.raises(ValueError, match="positive integers"):
+        with pytest.raises(ValueError, match=f"{next(iter(settings))} must be a positive integer"):
             guided.generate("a circle", clip=bundle, vqgan=vqgan, **settings)
 
 
