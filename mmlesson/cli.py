@@ -1,10 +1,12 @@
-"""The command line: `python -m mmlesson doctor | fetch | assets`.
+"""The command line: `python -m mmlesson doctor | fetch | assets | i18n`.
 
 - `doctor` is what an instructor runs on every seat before a workshop: the `setup()` block, then a pass/fail
   line per check, and an exit status a script can test.
 - `fetch --profile full` pre-downloads everything a profile needs into the cache (point a room at one shared
   cache with MMLESSON_CACHE), and fails loudly, naming what is missing, when it cannot.
 - `assets` lists every file the course may download, its size and whether it is cached.
+- `i18n extract | update | build | check` keeps the translated lessons in step with the English (see
+  `mmlesson.i18n`); `check` is what CI runs.
 
 Errors the learner can fix (`MMLessonError`) are printed as plain messages, never as tracebacks.
 """
@@ -15,6 +17,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from mmlesson import assets, runtime
 from mmlesson.errors import MMLessonError
@@ -175,7 +178,50 @@ def build_parser() -> argparse.ArgumentParser:
     fetch_cmd.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     assets_cmd = commands.add_parser("assets", help="list the files the course may download")
     assets_cmd.add_argument("--profile", choices=runtime.PROFILES, default=None)
+    i18n_cmd = commands.add_parser("i18n", help="translations: extract, update, build or check them")
+    i18n_cmd.add_argument(
+        "action", choices=I18N_ACTIONS, help="; ".join(f"{k}: {v}" for k, v in I18N_ACTIONS.items())
+    )
+    i18n_cmd.add_argument(
+        "--lang", action="append", help="a language code such as vi (repeatable; default: all)"
+    )
+    i18n_cmd.add_argument("--root", default=".", help="the course repository (default: this folder)")
     return parser
+
+
+I18N_ACTIONS = {
+    "extract": "start PO files for a language",
+    "update": "merge English changes into the PO files",
+    "build": "write the translated notebooks and READMEs",
+    "check": "fail unless every translation is complete and built",
+}
+
+
+def translations(action: str, langs: list[str] | None, root: str) -> int:
+    """Run one i18n step and print what it did; exit status 1 when something is left to do."""
+    from mmlesson import i18n
+
+    project = i18n.Project(Path(root))
+    chosen = project.chosen_languages(langs, new_allowed=action == "extract")
+    if action == "check":
+        problems, coverage = i18n.check(project, chosen)
+        print(coverage)
+        for problem in problems:
+            print(f"[FAIL] {problem}")
+        print(f"\n{len(problems)} problems." if problems else "\nEvery translation is complete and built.")
+        return 1 if problems else 0
+    if action == "build":
+        written, problems = i18n.build(project, chosen)
+        for name in written:
+            print(f"wrote {name}")
+        for problem in problems:
+            print(f"[not built] {problem}")
+        print(f"{len(written)} files written, {len(problems)} not built.")
+        return 1 if problems else 0
+    step = i18n.extract if action == "extract" else i18n.update
+    for line in step(project, chosen):
+        print(line)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
             return doctor(args.profile)
         if args.command == "fetch":
             return fetch(args.profile, progress=not args.no_progress)
+        if args.command == "i18n":
+            return translations(args.action, args.lang, args.root)
         return list_assets(args.profile)
     except MMLessonError as error:
         print(f"error: {error}", file=sys.stderr)
