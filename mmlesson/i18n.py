@@ -41,8 +41,7 @@ GENERATED = (
     ("lessons", "<!-- lessons:start", "<!-- lessons:end -->"),
     ("languages", "<!-- languages:start", "<!-- languages:end -->"),
 )
-# Words of the generated lesson table, translated like any other entry of README.po.
-TABLE_WORDS_CONTEXT = "lesson table"
+# Words of the generated lesson table, translated like any other entry of README.po (msgctxt "table: <word>").
 BUILDER = "python -m mmlesson i18n build"
 TABLE_WORDS = ("Lesson", "Run")
 SIMILAR_ENOUGH = 0.6  # difflib ratio above which an old translation is offered (fuzzy) for new English text
@@ -154,7 +153,7 @@ def readme_units(text: str) -> list[Unit]:
         for number, block in enumerate(readme_blocks(text), start=1)
         if block.kind == "text"
     ]
-    return units + [Unit(TABLE_WORDS_CONTEXT, word, (README, "lesson table")) for word in TABLE_WORDS]
+    return units + [Unit(f"table: {word}", word, (README, "lesson table")) for word in TABLE_WORDS]
 
 
 # --- the repository --------------------------------------------------------------------------------------
@@ -241,11 +240,7 @@ def new_po(lang: str, source: str) -> polib.POFile:
 
 
 def entry_label(label: str, entry: polib.POEntry) -> str:
-    key = (
-        entry.msgctxt
-        if entry.msgctxt not in (None, TABLE_WORDS_CONTEXT)
-        else entry.msgid.splitlines()[0][:50]
-    )
+    key = entry.msgctxt or entry.msgid.splitlines()[0][:50]
     return f"{label}, entry {key!r} (line {entry.linenum})"
 
 
@@ -287,12 +282,13 @@ def merge(old: polib.POFile, units: list[Unit], lang: str, source: str) -> tuple
     """
     po, report = new_po(lang, source), MergeReport()
     po.metadata.update({k: v for k, v in old.metadata.items() if k not in po.metadata})
-    by_key = {(e.msgctxt, e.msgid if e.msgctxt is None else None): e for e in old if not e.obsolete}
+    by_key = {e.msgctxt: e for e in old if e.msgctxt is not None and not e.obsolete}
     by_text = {e.msgid: e for e in old if e.msgstr}
     used: set[int] = set()
     for unit in units:
         entry = polib.POEntry(msgctxt=unit.key, msgid=unit.text, occurrences=[unit.where])
-        before = by_key.get((unit.key, unit.text if unit.key is None else None)) or by_text.get(unit.text)
+        before = by_key.get(unit.key) if unit.key is not None else None
+        before = before or by_text.get(unit.text)
         if before is None:
             before = _closest(unit.text, [e for e in old if e.msgstr and id(e) not in used])
         if before is None:
@@ -436,8 +432,7 @@ def po_status(po: polib.POFile, units: list[Unit], label: str) -> Status:
         present.add(key)
         if key not in wanted:
             status.stale += 1
-            changed = entry.msgctxt in keys and entry.msgctxt != TABLE_WORDS_CONTEXT
-            why = "its English has changed" if changed else "its English is gone"
+            why = "its English has changed" if entry.msgctxt in keys else "its English is gone"
             status.problems.append(f"{where}: stale, {why}; run `python -m mmlesson i18n update`")
         elif not entry.msgstr.strip():
             untranslated.append(f"{entry.msgctxt or entry.msgid[:30]!r} (line {entry.linenum})")
@@ -555,7 +550,7 @@ class Language:
         """The translated README: its prose from README.po, its tables pointing at the translations."""
         self._require_complete("README", status, self.folder / README)
         english = (self.project.root / README).read_text(encoding="utf-8")
-        words = tuple(status.texts[(TABLE_WORDS_CONTEXT, word)] for word in TABLE_WORDS)
+        words = tuple(status.texts[(f"table: {word}", word)] for word in TABLE_WORDS)
         notebooks = [self.label(self.built_notebook_path(n)) for n in self.documents if n != "README"]
         lessons = lesson_table(repository_url(self.project.root), list(zip(titles, notebooks)), words)
         built_dir, parts = self.label(self.folder), []
@@ -662,8 +657,9 @@ def _merge_all(project: Project, langs: Iterable[str], only_new: bool) -> list[s
                 lines.append(f"{label}: exists, kept (`i18n update` merges changes of the English into it)")
                 continue
             old = read_po(path, label) if path.exists() else polib.POFile()
+            before = str(old)  # merge() marks unused old entries obsolete in place
             po, report = merge(old, units, lang, source_label(name))
-            if not path.exists() or str(po) != str(old):
+            if not path.exists() or str(po) != before:
                 save_po(po, path)
             lines.append(
                 f"{label}: {report}" if old else f"{label}: created, {len(units)} entries to translate"

@@ -14,49 +14,22 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 from pathlib import Path
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from mmlesson.i18n import lesson_table, notebook_title, repository_url
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE_START, TABLE_END = "<!-- lessons:start", "<!-- lessons:end -->"
 INSTALL_LINE = re.compile(r'%pip install -q "mmlesson @ git\+[^"]*"')
 
 
-def repository_url() -> str:
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-    return project["urls"]["Repository"].rstrip("/")
-
-
-def notebook_title(notebook: dict) -> str:
-    """The text of the first '# ' heading in the notebook's first markdown cell."""
-    for cell in notebook["cells"]:
-        if cell["cell_type"] == "markdown":
-            for line in "".join(cell["source"]).splitlines():
-                if line.startswith("# "):
-                    return line[2:].strip()
-    raise ValueError("the notebook has no '# ' title in its markdown")
-
-
 def lesson_rows(repo: str) -> list[str]:
     """One README table row per notebook: number, linked title, Colab and Binder badges."""
-    owner_name = repo.removeprefix("https://github.com/")
-    rows = ["| # | Lesson | Run |", "|---|---|---|"]
+    lessons = []
     for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         title = notebook_title(json.loads(path.read_text(encoding="utf-8")))
-        relative = f"notebooks/{path.name}"
-        colab = f"https://colab.research.google.com/github/{owner_name}/blob/main/{relative}"
-        binder = f"https://mybinder.org/v2/gh/{owner_name}/main?labpath={relative.replace('/', '%2F')}"
-        badges = (
-            f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab}) "
-            f"[![Binder](https://mybinder.org/badge_logo.svg)]({binder})"
-        )
-        rows.append(f"| {int(path.name[:2])} | [{title}]({relative}) | {badges} |")
-    return rows
+        lessons.append((title, f"notebooks/{path.name}"))
+    return lesson_table(repo, lessons)
 
 
 def synced_readme(text: str, repo: str) -> str:
@@ -79,7 +52,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only report what is out of date")
     args = parser.parse_args()
-    repo = repository_url()
+    repo = repository_url(ROOT)
     targets = {ROOT / "README.md": synced_readme}
     targets.update({path: synced_notebook for path in sorted((ROOT / "notebooks").glob("*.ipynb"))})
     stale = []
