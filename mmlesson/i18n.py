@@ -55,7 +55,11 @@ class TranslationError(MMLessonError):
 
 
 def language_name(code: str) -> str:
-    """'Tiếng Việt (Vietnamese)' for 'vi'; a clear error for a code no language has, or for 'zh_CN'."""
+    """'Tiếng Việt / Vietnamese' for 'vi'; a clear error for a code no language has, or for 'zh_CN'.
+
+    Where a script is named (zh-CN is written in Simplified characters), the script says more than the
+    country, so the name shows the script: '中文 (简体) / Chinese (Simplified)'.
+    """
     from babel import Locale, UnknownLocaleError
 
     try:
@@ -65,8 +69,10 @@ def language_name(code: str) -> str:
             f"{code!r} is not a language code: use an IETF tag such as vi, zh-CN, es or pt-BR "
             "(a hyphen, not an underscore)"
         ) from None
+    if locale.script:
+        locale = Locale(locale.language, script=locale.script)
     own, english = locale.get_display_name(), locale.get_display_name("en")
-    return own if own == english else f"{own} ({english})"
+    return own if own == english else f"{own} / {english}"
 
 
 # --- what there is to translate --------------------------------------------------------------------------
@@ -321,8 +327,9 @@ def _closest(text: str, candidates: list[polib.POEntry]) -> polib.POEntry | None
 # --- what a translation must keep ------------------------------------------------------------------------
 
 FENCE = re.compile(r"^(```|~~~)[^\n]*\n.*?^\1[ \t]*$", re.S | re.M)
-INLINE_CODE = re.compile(r"(`+)(.+?)\1", re.S)
-MATH = re.compile(r"\$\$.+?\$\$|\$[^$\n]+?\$", re.S)
+# Inline code and inline math may wrap onto the next line of their paragraph, but never cross a blank line.
+INLINE_CODE = re.compile(r"(`+)((?:[^`\n]|\n(?!\s*\n)|(?!\1)`)+?)\1")
+MATH = re.compile(r"\$\$.+?\$\$|\$(?:[^$\n]|\n(?!\s*\n))+?\$", re.S)
 LINK = re.compile(r"(!?\[[^\]]*\]\()([^)\s]+)(\))")
 HEADING = re.compile(r"^(#{1,6})\s", re.M)
 
@@ -608,7 +615,8 @@ def language_table(project: Project, seen_from: str = ".") -> list[str]:
     """The README's table of languages, its links relative to the folder `seen_from` (from the root)."""
 
     def link(path: str) -> str:
-        return f"[{path}]({posixpath.relpath(path, seen_from)})"
+        name = posixpath.basename(path) + ("/" if "." not in posixpath.basename(path) else "")
+        return f"[{name}]({posixpath.relpath(path, seen_from)})"
 
     rows = ["| language | README | lessons | glossary |", "|---|---|---|---|"]
     rows.append(f"| English | {link(README)} | {link(SOURCE_DIR)} | |")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import nbformat
 import polib
 import pytest
 
@@ -158,6 +159,7 @@ def test_built_notebook_has_translated_markdown_and_english_code_and_outputs(tra
     )
     assert (translated / "translations" / "fr" / "notebooks" / "../../../images/figure.png").exists()
     assert built["metadata"]["title"] == "Démo : une leçon"
+    nbformat.validate(nbformat.from_dict(built))  # Jupyter, nbval and GitHub can open it
 
 
 def test_built_readme_links_translated_notebooks_and_keeps_code(translated):
@@ -172,9 +174,7 @@ def test_built_readme_links_translated_notebooks_and_keeps_code(translated):
         "a link to a translated document points at the translation"
     )
     english = (translated / "README.md").read_text(encoding="utf-8")
-    assert "[translations/fr/README.md](translations/fr/README.md)" in english, (
-        "the English README lists French"
-    )
+    assert "[README.md](translations/fr/README.md)" in english, "the English README lists French"
     assert "[README.md](../../README.md)" in text, "the French README links back to the English one"
 
 
@@ -340,3 +340,16 @@ def test_extract_keeps_existing_work(translated, capsys):
     status, output = run(translated, "extract", capsys)
     assert status == 0 and "exists, kept" in output
     assert polib.pofile(str(po_path(translated))).percent_translated() == 100
+
+
+# --- the course's own translations --------------------------------------------------------------------------
+
+
+def test_the_course_is_translated_into_vietnamese_chinese_and_spanish():
+    assert {"vi", "zh-CN", "es"} <= set(i18n.Project(ROOT).languages())
+
+
+def test_every_translation_is_complete_built_and_in_step_with_the_english(capsys):
+    status = main(["i18n", "check", "--root", str(ROOT)])
+    output = capsys.readouterr().out
+    assert status == 0, output
