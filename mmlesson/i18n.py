@@ -331,7 +331,22 @@ FENCE = re.compile(r"^(```|~~~)[^\n]*\n.*?^\1[ \t]*$", re.S | re.M)
 INLINE_CODE = re.compile(r"(`+)((?:[^`\n]|\n(?!\s*\n)|(?!\1)`)+?)\1")
 MATH = re.compile(r"\$\$.+?\$\$|\$(?:[^$\n]|\n(?!\s*\n))+?\$", re.S)
 LINK = re.compile(r"(!?\[[^\]]*\]\()([^)\s]+)(\))")
-HEADING = re.compile(r"^(#{1,6})\s", re.M)
+# What the rendered markdown must have as many of as the English: the page's structure.
+STRUCTURE = {
+    "h1": "level-1 headings",
+    "h2": "level-2 headings",
+    "h3": "level-3 headings",
+    "h4": "level-4 headings",
+    "li": "list items",
+    "tr": "table rows",
+    "td": "table cells",
+    "th": "table header cells",
+    "pre": "code blocks",
+    "code": "inline code spans",
+    "a": "links",
+    "img": "images",
+    "blockquote": "quotes",
+}
 
 
 def _counted(pattern: re.Pattern, text: str) -> Counter:
@@ -339,7 +354,7 @@ def _counted(pattern: re.Pattern, text: str) -> Counter:
 
 
 def markdown_problems(source: str, translation: str) -> list[str]:
-    """What a translation broke: code, math, links and headings must come through unchanged.
+    """What a translation broke: code, math, links and the rendered structure must come through unchanged.
 
     Code, math and link targets are compared as multisets, so a language may reorder them within the text.
     """
@@ -359,12 +374,39 @@ def markdown_problems(source: str, translation: str) -> list[str]:
         problems.append("math delimiters ($) were lost or added")
     targets = [Counter(m.group(2) for m in LINK.finditer(t)) for t in (no_code_source, no_code_translation)]
     problems += _differences("link target", *targets)
-    levels = [[len(m.group(1)) for m in HEADING.finditer(t)] for t in (prose_source, prose_translation)]
-    if levels[0] != levels[1]:
-        problems.append(f"headings changed: levels {levels[0]} in English, {levels[1]} in the translation")
-    if no_code_source.count("**") % 2 == 0 and no_code_translation.count("**") % 2:
-        problems.append("a bold marker (**) is opened and never closed")
+    return problems + rendering_problems(source, translation)
+
+
+def rendering_problems(source: str, translation: str) -> list[str]:
+    """Render both as markdown: the same structure must come out, and no bold marker may stay as text.
+
+    The second catches what no count of characters can: CommonMark does not close `**bold。**` when the
+    closing marker sits between full-width punctuation and a letter, so the reader sees the asterisks.
+    """
+    (english, english_text), (translated, text) = _rendered(source), _rendered(translation)
+    problems = [
+        f"renders with {translated[tag]} {name} where the English has {english[tag]}"
+        for tag, name in STRUCTURE.items()
+        if english[tag] != translated[tag]
+    ]
+    if "**" in text and "**" not in english_text:
+        problems.append(
+            "a bold marker (**) shows as text: close it, and after punctuation such as 。or ： put a space "
+            "after the closing **"
+        )
     return problems
+
+
+def _rendered(markdown: str) -> tuple[Counter, str]:
+    """The tags that rendering `markdown` produces, and its visible text outside code and math."""
+    import mistune
+
+    html = mistune.create_markdown(plugins=["table", "math"])(markdown)
+    tags = Counter(re.findall(r"<(\w+)[\s>]", html))
+    visible = re.sub(
+        r"<(code|pre|span class=\"math\"|div class=\"math\")[^>]*>.*?</\w+>", "", html, flags=re.S
+    )
+    return tags, re.sub(r"<[^>]+>", "", visible)
 
 
 def _differences(what: str, expected: Counter, found: Counter) -> list[str]:

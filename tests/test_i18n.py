@@ -276,8 +276,9 @@ FRENCH_BODY, FRENCH_TITLE = FRENCH[BODY_CELL], FRENCH[TITLE_CELL]
         ("title", FRENCH_TITLE.replace("$-\\log p$", "-\\log p"), "math"),
         ("title", FRENCH_TITLE.replace("`f(x)`", "f(x)"), "inline code lost or changed: '`f(x)`'"),
         ("title", FRENCH_TITLE.replace("../images/figure.png", "../images/figure-fr.png"), "link target"),
-        ("title", FRENCH_TITLE.replace("# Démo", "Démo"), "headings changed"),
-        ("title", FRENCH_TITLE.replace("# Démo", "# **Démo"), "bold marker"),
+        ("title", FRENCH_TITLE.replace("# Démo", "## Démo"), "renders with 0 level-1 headings"),
+        ("title", FRENCH_TITLE.replace("# Démo", "# **Démo"), "bold marker (**) shows as text"),
+        ("body", FRENCH_BODY.replace("## Partie 1\n\n", "## Partie 1\n\n- "), "renders with 1 list items"),
     ],
 )
 def test_a_translation_that_breaks_markdown_is_named_and_not_built(translated, capsys, cell, broken, message):
@@ -290,6 +291,12 @@ def test_a_translation_that_breaks_markdown_is_named_and_not_built(translated, c
     assert status == 1 and message in output
     assert f"translations/fr/po/00_demo.po, entry {cell!r}" in output
     assert built.read_text(encoding="utf-8") == before
+
+
+def test_bold_that_does_not_close_next_to_full_width_punctuation_is_caught():
+    english = "**Learning goals.** After this lesson"
+    assert i18n.markdown_problems(english, "**学习目标。** 学完本课") == []
+    assert "bold marker" in i18n.markdown_problems(english, "**学习目标。**学完本课")[0]
 
 
 def test_markdown_problems_accepts_reordered_code_and_math():
