@@ -18,6 +18,7 @@ into the notebook's metadata and the translated README's lesson table.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import json
 import os
@@ -41,8 +42,8 @@ GENERATED = (
     ("lessons", "<!-- lessons:start", "<!-- lessons:end -->"),
     ("languages", "<!-- languages:start", "<!-- languages:end -->"),
 )
-# Words of the generated lesson table, translated like any other entry of README.po (msgctxt "table: <word>").
 BUILDER = "python -m mmlesson i18n build"
+# Words of the generated lesson table, translated like any other entry of README.po (msgctxt "table: <word>").
 TABLE_WORDS = ("Lesson", "Run")
 SIMILAR_ENOUGH = 0.6  # difflib ratio above which an old translation is offered (fuzzy) for new English text
 
@@ -312,8 +313,9 @@ def merge(old: polib.POFile, units: list[Unit], lang: str, source: str) -> tuple
         po.append(entry)
     for leftover in old:
         if leftover.msgstr and id(leftover) not in used:
-            leftover.obsolete = True
-            po.append(leftover)
+            kept = copy.copy(leftover)
+            kept.obsolete = True
+            po.append(kept)
             report.obsolete += 1
     return po, report
 
@@ -707,9 +709,8 @@ def _merge_all(project: Project, langs: Iterable[str], only_new: bool) -> list[s
                 lines.append(f"{label}: exists, kept (`i18n update` merges changes of the English into it)")
                 continue
             old = read_po(path, label) if path.exists() else polib.POFile()
-            before = str(old)  # merge() marks unused old entries obsolete in place
             po, report = merge(old, units, lang, source_label(name))
-            if not path.exists() or str(po) != before:
+            if not path.exists() or str(po) != str(old):
                 save_po(po, path)
             lines.append(
                 f"{label}: {report}" if old else f"{label}: created, {len(units)} entries to translate"
