@@ -1,0 +1,175 @@
+"""PO files: reading, writing and merging them, and how far each one is translated."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polib
+
+from mmlesson.i18n.markdown import markdown_problems
+from mmlesson.i18n.project import TranslationError, Unit
+
+SIMILAR_ENOUGH = 0.6  # difflib ratio above which an old translation is offered (fuzzy) for new English text
+
+
+def read_po(path: Path, label: str) -> polib.POFile:
+    """The PO file, or an error that names it and the line polib stumbled on."""
+    try:
+        return polib.pofile(str(path), wrapwidth=100)
+    except (OSError, ValueError, UnicodeDecodeError) as error:
+        detail = str(error).replace(str(path), label)
+        raise TranslationError(
+            f"{label} cannot be read: {detail}. Fix it with a PO editor (Poedit)."
+        ) from None
+
+
+def new_po(lang: str, source: str) -> polib.POFile:
+    po = polib.POFile(wrapwidth=100)
+    po.metadata = {
+        "Project-Id-Version": "mmlesson",
+        "Language": lang,
+        "MIME-Version": "1.0",
+        "Content-Type": "text/plain; charset=UTF-8",
+        "Content-Transfer-Encoding": "8bit",
+        "X-Source": source,
+    }
+    return po
+
+
+def entry_label(label: str, entry: polib.POEntry) -> str:
+    key = entry.msgctxt or entry.msgid.splitlines()[0][:50]
+    return f"{label}, entry {key!r} (line {entry.linenum})"
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file, so a crash never leaves half a file behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def save_po(po: polib.POFile, path: Path) -> None:
+    write_atomically(path, str(po) + "\n")
+
+
+@dataclass
+class MergeReport:
+    kept: int = 0
+    fuzzy: int = 0
+    new: int = 0
+    obsolete: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.kept} kept, {self.fuzzy} changed (now fuzzy), {self.new} new, {self.obsolete} obsolete"
+
+
+def merge(old: polib.POFile, units: list[Unit], lang: str, source: str) -> tuple[polib.POFile, MergeReport]:
+    """The PO file for `units`, reusing every translation `old` holds; nothing translated is ever dropped.
+
+    An entry whose key still exists keeps its translation; if its English changed it becomes fuzzy, with the
+    old English kept as `#| msgid` for the translator to compare. English seen before under another key
+    reuses that translation; English close to an unused old entry gets it as a fuzzy suggestion. Old
+    translated entries nobody uses any more stay at the end as obsolete (`#~`), as msgmerge does.
+    """
+    po, report = new_po(lang, source), MergeReport()
+    po.metadata.update({k: v for k, v in old.metadata.items() if k not in po.metadata})
+    by_key = {e.msgctxt: e for e in old if e.msgctxt is not None and not e.obsolete}
+    by_text = {e.msgid: e for e in old if e.msgstr}
+    used: set[int] = set()
+    for unit in units:
+        entry = polib.POEntry(msgctxt=unit.key, msgid=unit.text, occurrences=[unit.where])
+        before = by_key.get(unit.key) if unit.key is not None else None
+        before = before or by_text.get(unit.text)
+        if before is None:
+            before = _closest(unit.text, [e for e in old if e.msgstr and id(e) not in used])
+        if before is None:
+            report.new += 1
+        else:
+            used.add(id(before))
+            entry.msgstr, entry.flags = before.msgstr, list(before.flags)
+            if before.msgid == unit.text:
+                entry.previous_msgid = before.previous_msgid
+                report.kept += 1
+            else:
+                entry.previous_msgid = before.msgid
+                entry.flags = sorted(set(entry.flags) | {"fuzzy"})
+                report.fuzzy += 1
+        po.append(entry)
+    for leftover in old:
+        if leftover.msgstr and id(leftover) not in used:
+            kept = copy.copy(leftover)
+            kept.obsolete = True
+            po.append(kept)
+            report.obsolete += 1
+    return po, report
+
+
+def _closest(text: str, candidates: list[polib.POEntry]) -> polib.POEntry | None:
+    scored = [(difflib.SequenceMatcher(None, text, c.msgid).ratio(), i) for i, c in enumerate(candidates)]
+    best = max(scored, default=(0.0, -1))
+    return candidates[best[1]] if best[0] >= SIMILAR_ENOUGH else None
+
+
+# --- how far a PO file is ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Status:
+    """How far one PO file is: counts for the coverage table, and every problem with its entry named."""
+
+    total: int = 0
+    translated: int = 0
+    fuzzy: int = 0
+    untranslated: int = 0
+    stale: int = 0
+    problems: list[str] = field(default_factory=list)
+    texts: dict[tuple[str | None, str], str] = field(default_factory=dict)
+
+
+def po_status(po: polib.POFile, units: list[Unit], label: str) -> Status:
+    """Compare a PO file with the English it should translate; collect the usable translations."""
+    status = Status(total=len(units))
+    wanted = {(u.key, u.text) for u in units}
+    keys = {u.key: u.text for u in units if u.key is not None}
+    present, untranslated = set(), []
+    for entry in (e for e in po if not e.obsolete):
+        where, key = entry_label(label, entry), (entry.msgctxt, entry.msgid)
+        present.add(key)
+        if key not in wanted:
+            status.stale += 1
+            why = "its English has changed" if entry.msgctxt in keys else "its English is gone"
+            status.problems.append(f"{where}: stale, {why}; run `python -m mmlesson i18n update`")
+        elif not entry.msgstr.strip():
+            untranslated.append(f"{entry.msgctxt or entry.msgid[:30]!r} (line {entry.linenum})")
+        elif entry.fuzzy:
+            status.fuzzy += 1
+            status.problems.append(f"{where}: fuzzy (the English changed); review it and clear the flag")
+        else:
+            broken = markdown_problems(entry.msgid, entry.msgstr)
+            status.problems += [f"{where}: {problem}" for problem in broken]
+            if not broken:
+                status.translated += 1
+                status.texts[key] = entry.msgstr
+    if untranslated:
+        status.untranslated += len(untranslated)
+        status.problems.append(
+            f"{label}: {len(untranslated)} entries not translated yet: {', '.join(untranslated)}"
+        )
+    missing = len(wanted - present)
+    if missing:
+        status.untranslated += missing
+        status.problems.append(
+            f"{label}: {missing} English entries are missing; run `python -m mmlesson i18n update`"
+        )
+    return status

@@ -1,0 +1,150 @@
+"""The four steps translators and CI run: extract, update, build and check."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import polib
+
+from mmlesson.i18n.build import BUILDER, Language, english_readme
+from mmlesson.i18n.catalog import Status, merge, read_po, save_po, write_atomically
+from mmlesson.i18n.markdown import broken_links
+from mmlesson.i18n.project import README, SOURCE_DIR, Project, language_name
+
+
+def source_label(name: str) -> str:
+    return README if name == "README" else f"{SOURCE_DIR}/{name}.ipynb"
+
+
+def extract(project: Project, langs: Iterable[str]) -> list[str]:
+    """Create the PO files a language lacks (every entry untranslated); existing ones are left alone."""
+    return _merge_all(project, langs, only_new=True)
+
+
+def update(project: Project, langs: Iterable[str]) -> list[str]:
+    """Merge the English into every PO file: changed entries turn fuzzy, new ones appear, none is lost."""
+    return _merge_all(project, langs, only_new=False)
+
+
+def _merge_all(project: Project, langs: Iterable[str], only_new: bool) -> list[str]:
+    lines = []
+    for lang in langs:
+        language_name(lang)  # a code that is no language stops here, before any folder is made
+        for name, units in project.documents().items():
+            path = project.po_path(lang, name)
+            label = project.relative(path)
+            if path.exists() and only_new:
+                lines.append(f"{label}: exists, kept (`i18n update` merges changes of the English into it)")
+                continue
+            old = read_po(path, label) if path.exists() else polib.POFile()
+            po, report = merge(old, units, lang, source_label(name))
+            if not path.exists() or str(po) != str(old):
+                save_po(po, path)
+            lines.append(
+                f"{label}: {report}" if old else f"{label}: created, {len(units)} entries to translate"
+            )
+    return lines
+
+
+def build(project: Project, langs: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Write every translated notebook and README whose translation is complete; report the others.
+
+    A document with any entry untranslated, fuzzy, stale or broken is not written at all: a learner never
+    gets a notebook that switches language half-way.
+    """
+    written, problems = [], []
+    for lang in langs:
+        language = Language(project, lang)
+        files, missing = language.expected(language.statuses())
+        problems += missing
+        for path, text in files.items():
+            if not path.exists() or path.read_text(encoding="utf-8") != text:
+                write_atomically(path, text)
+                written.append(project.relative(path))
+    readme = project.root / README
+    text = english_readme(project)
+    if readme.read_text(encoding="utf-8") != text:
+        write_atomically(readme, text)
+        written.append(README)
+    return written, problems
+
+
+def check(project: Project, langs: Iterable[str]) -> tuple[list[str], str]:
+    """Everything CI insists on, as a list of problems, and a coverage table per language."""
+    problems, rows = [], []
+    for lang in langs:
+        language = Language(project, lang)
+        statuses = language.statuses()
+        files, _ = language.expected(statuses)
+        for status in statuses.values():
+            problems += status.problems
+        problems += _built_file_problems(language, files)
+        glossary = language.folder / "GLOSSARY.md"
+        if not glossary.exists():
+            problems.append(
+                f"{project.relative(glossary)} is missing: list the key terms and their translations"
+            )
+        rows.append(_coverage_row(language, statuses, files))
+    if project.languages() and english_readme(project) != (project.root / README).read_text(encoding="utf-8"):
+        problems.append(f"{README}: the table of languages is out of date; run `{BUILDER}`")
+    return problems, _table(rows)
+
+
+def _built_file_problems(language: Language, files: dict[Path, str]) -> list[str]:
+    """Built files that are missing, out of date, hand-edited, or link to nothing; and strays."""
+    problems = []
+    for path, text in files.items():
+        label = language.label(path)
+        if not path.exists():
+            problems.append(f"{label} has not been built; run `{BUILDER}`")
+            continue
+        on_disk = path.read_text(encoding="utf-8")
+        if path.suffix == ".ipynb" and _code_cells(on_disk) != _code_cells(text):
+            problems.append(f"{label}: its code cells differ from the English notebook's; run `{BUILDER}`")
+        elif on_disk != text:
+            problems.append(f"{label} is out of date with its PO file or the English; run `{BUILDER}`")
+        problems += [
+            f"{label}: broken link {target}" for target in broken_links(_markdown(on_disk, path), path.parent)
+        ]
+    expected = {path.name for path in files if path.suffix == ".ipynb"}
+    strays = language.folder.glob(f"{SOURCE_DIR}/*.ipynb")
+    problems += [
+        f"{language.label(p)} has no English source; delete it" for p in strays if p.name not in expected
+    ]
+    return problems
+
+
+def _code_cells(notebook_text: str) -> list[dict]:
+    try:
+        return [c for c in json.loads(notebook_text)["cells"] if c["cell_type"] == "code"]
+    except (ValueError, KeyError):
+        return []
+
+
+def _markdown(text: str, path: Path) -> str:
+    if path.suffix != ".ipynb":
+        return text
+    try:
+        cells = json.loads(text)["cells"]
+    except (ValueError, KeyError):
+        return ""
+    return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+
+
+def _coverage_row(language: Language, statuses: dict[str, Status], files: dict[Path, str]) -> list[str]:
+    total = sum(s.total for s in statuses.values())
+    translated = sum(s.translated for s in statuses.values())
+    current = sum(p.exists() and p.read_text(encoding="utf-8") == t for p, t in files.items())
+    counts = [sum(getattr(s, what) for s in statuses.values()) for what in ("fuzzy", "untranslated", "stale")]
+    share = f"{translated}/{total} ({100 * translated / max(total, 1):.0f}%)"
+    return [language.lang, language.name, share, *map(str, counts), f"{current}/{len(statuses)}"]
+
+
+def _table(rows: list[list[str]]) -> str:
+    header = ["lang", "language", "translated", "fuzzy", "untranslated", "stale", "built and current"]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in [header, *rows]
+    )
