@@ -65,6 +65,8 @@ def save_po(po: polib.POFile, path: Path) -> None:
 
 @dataclass
 class MergeReport:
+    """What `merge` did to one PO file, counted for the command's output."""
+
     kept: int = 0
     fuzzy: int = 0
     new: int = 0
