@@ -313,6 +313,15 @@ def test_a_po_file_with_a_syntax_error_is_named_with_its_line(translated, capsys
     assert "Traceback" not in output
 
 
+def test_a_po_file_in_the_wrong_language_folder_is_named(translated, capsys):
+    path = po_path(translated)
+    path.write_text(
+        path.read_text(encoding="utf-8").replace("Language: fr", "Language: es"), encoding="utf-8"
+    )
+    status, output = run(translated, "check", capsys)
+    assert status == 1 and "says it is in language 'es', but it sits in the fr folder" in output
+
+
 def test_a_cell_without_an_id_is_named(course, capsys):
     cell = markdown_cell("x", "## No id")
     del cell["id"]

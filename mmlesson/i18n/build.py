@@ -88,7 +88,15 @@ class Language:
             status = Status(total=len(self.documents[name]), untranslated=len(self.documents[name]))
             status.problems.append(f"{self.label(path)} is missing; run `python -m mmlesson i18n extract`")
             return status
-        return po_status(read_po(path, self.label(path)), self.documents[name], self.label(path))
+        po = read_po(path, self.label(path))
+        status = po_status(po, self.documents[name], self.label(path))
+        declared = po.metadata.get("Language", "")
+        if declared.replace("_", "-") != self.lang:
+            status.problems.append(
+                f"{self.label(path)} says it is in language {declared!r}, but it sits in the {self.lang} "
+                "folder: move it, or correct its Language header"
+            )
+        return status
 
     def built_notebook_path(self, name: str) -> Path:
         return self.folder / SOURCE_DIR / f"{name}.ipynb"
