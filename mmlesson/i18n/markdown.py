@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import posixpath
 import re
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 FENCE = re.compile(r"^(```|~~~)[^\n]*\n.*?^\1[ \t]*$", re.S | re.M)
@@ -78,11 +80,16 @@ def rendering_problems(source: str, translation: str) -> list[str]:
     return problems
 
 
-def _rendered(markdown: str) -> tuple[Counter, str]:
-    """The tags that rendering `markdown` produces, and its visible text outside code and math."""
+@functools.cache
+def _renderer() -> Callable[[str], str]:
     import mistune
 
-    html = mistune.create_markdown(plugins=["table", "math"])(markdown)
+    return mistune.create_markdown(plugins=["table", "math"])
+
+
+def _rendered(markdown: str) -> tuple[Counter, str]:
+    """The tags that rendering `markdown` produces, and its visible text outside code and math."""
+    html = _renderer()(markdown)
     tags = Counter(re.findall(r"<(\w+)[\s>]", html))
     visible = re.sub(
         r"<(code|pre|span class=\"math\"|div class=\"math\")[^>]*>.*?</\w+>", "", html, flags=re.S
