@@ -61,6 +61,7 @@ def test_lesson_structure(path):
     notebook = load(path)
     text = markdown(notebook)
     assert "**Learning goals.**" in text and "## Summary" in text and "## Exercises" in text
+    assert "Solutions are in the hidden cells below" in text, "say where the solutions are"
     solutions = [c for c in notebook["cells"] if "solution" in c.get("metadata", {}).get("tags", [])]
     assert solutions and all(c["metadata"].get("jupyter", {}).get("source_hidden") for c in solutions)
     assert all(c.get("id") for c in notebook["cells"]), "cells need ids (translations are keyed by them)"
