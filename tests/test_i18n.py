@@ -365,6 +365,13 @@ def test_the_course_is_translated_into_vietnamese_chinese_and_spanish():
     assert {"vi", "zh-CN", "es"} <= set(i18n.Project(ROOT).languages())
 
 
+@pytest.mark.parametrize("lang", ["vi", "zh-CN", "es"])
+def test_a_translated_readme_opens_its_own_lessons(lang):
+    text = (ROOT / "translations" / lang / "README.md").read_text(encoding="utf-8")
+    assert f"jupyter lab translations/{lang}/notebooks/" in text
+    assert f"blob/main/translations/{lang}/notebooks/00_setup.ipynb" in text
+
+
 def test_every_translation_is_complete_built_and_in_step_with_the_english(capsys):
     status = main(["i18n", "check", "--root", str(ROOT)])
     output = capsys.readouterr().out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from mmlesson.i18n.project import (
 )
 
 BUILDER = "python -m mmlesson i18n build"
+# The README's command that opens the lessons in JupyterLab; a translated README opens the translated ones.
+OPEN_LESSONS = re.compile(rf"(jupyter lab ){SOURCE_DIR}/")
 
 
 def repository_url(root: Path) -> str:
@@ -133,7 +136,7 @@ class Language:
                 text = status.texts[(None, block.text)]
                 parts.append(relocate_links(text, ".", built_dir, self.translated_paths()))
             elif block.kind == "verbatim":
-                parts.append(block.text)
+                parts.append(OPEN_LESSONS.sub(rf"\g<1>{built_dir}/{SOURCE_DIR}/", block.text))
             else:
                 rows = lessons if block.kind == "lessons" else language_table(self.project, built_dir)
                 parts.append(_region(block.kind, rows, BUILDER))
