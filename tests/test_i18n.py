@@ -247,13 +247,32 @@ def test_removed_cell_becomes_obsolete_and_a_similar_new_one_gets_a_fuzzy_sugges
     )
 
 
+def test_new_english_outputs_make_the_built_notebook_out_of_date_until_rebuilt(translated, capsys):
+    write_notebook(
+        translated,
+        [
+            markdown_cell("title", TITLE_CELL),
+            code_cell("code", "x = 1\n", "2\n"),
+            markdown_cell("body", BODY_CELL),
+        ],
+    )
+    status, output = run(translated, "check", capsys)
+    assert status == 1 and "00_demo.ipynb is out of date: its code or outputs differ" in output
+    assert run(translated, "build", capsys)[0] == 0
+    built = json.loads(
+        (translated / "translations" / "fr" / "notebooks" / "00_demo.ipynb").read_text(encoding="utf-8")
+    )
+    assert built["cells"][1]["outputs"][0]["text"] == ["2\n"]
+    assert run(translated, "check", capsys)[0] == 0
+
+
 def test_hand_edited_code_in_a_built_notebook_is_caught(translated, capsys):
     built = translated / "translations" / "fr" / "notebooks" / "00_demo.ipynb"
     notebook = json.loads(built.read_text(encoding="utf-8"))
     notebook["cells"][1]["source"] = ["x = 2\n"]
     built.write_text(json.dumps(notebook), encoding="utf-8")
     status, output = run(translated, "check", capsys)
-    assert status == 1 and "code cells differ from the English notebook" in output
+    assert status == 1 and "its code or outputs differ from the English notebook's" in output
 
 
 def test_a_stray_translated_notebook_and_a_broken_link_are_reported(translated, capsys):

@@ -102,9 +102,12 @@ def _built_file_problems(language: Language, files: dict[Path, str]) -> list[str
             continue
         on_disk = path.read_text(encoding="utf-8")
         if path.suffix == ".ipynb" and _code_cells(on_disk) != _code_cells(text):
-            problems.append(f"{label}: its code cells differ from the English notebook's; run `{BUILDER}`")
+            problems.append(
+                f"{label} is out of date: its code or outputs differ from the English notebook's (the "
+                f"English changed, or this file was edited by hand); run `{BUILDER}`"
+            )
         elif on_disk != text:
-            problems.append(f"{label} is out of date with its PO file or the English; run `{BUILDER}`")
+            problems.append(f"{label} is out of date with its PO file; run `{BUILDER}`")
         problems += [
             f"{label}: broken link {target}" for target in broken_links(_markdown(on_disk, path), path.parent)
         ]
