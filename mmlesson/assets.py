@@ -17,9 +17,12 @@ The downloading itself is pooch's (hash-checked streaming download with a tqdm p
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -121,6 +124,23 @@ def ensure_writable(folder: Path) -> Path:
 def local_path(name: str) -> Path:
     """Where asset `name` lives (or will live) in the cache."""
     return cache_dir() / get(name).filename
+
+
+@contextlib.contextmanager
+def written_atomically(path: Path) -> Iterator[Path]:
+    """A temporary path beside `path` to write to; renamed over `path` only when the block succeeds.
+
+    Whoever reads `path` (a learner's next cell, a second process, CI) sees the old file or the new one,
+    never half of one; a failed write leaves no temporary file behind.
+    """
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        yield Path(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def sha256_of(path: Path, chunk_size: int = 1 << 20) -> str:

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from mmlesson.assets import written_atomically
 from mmlesson.clip import ClipBundle, ImageInput, check_positive_int, load_clip
 from mmlesson.errors import MMLessonError
 from mmlesson.train import learning_rate
@@ -205,8 +206,7 @@ def save_animation(frames: Sequence[Image.Image], path: str | Path, seconds_per_
     if not frames:
         raise ValueError("no frames to animate: generate(...) with frame_every smaller than steps")
     path = Path(path)
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
+    with written_atomically(path) as temporary:
         frames[0].save(
             temporary,
             format="GIF",
@@ -215,10 +215,6 @@ def save_animation(frames: Sequence[Image.Image], path: str | Path, seconds_per_
             loop=0,
             duration=int(seconds_per_frame * 1000),
         )
-        temporary.replace(path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +28,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
+from mmlesson.assets import written_atomically
 from mmlesson.clip import ClipBundle, ImageInput, check_positive_int
 from mmlesson.data import load_image
 
@@ -189,7 +188,8 @@ class ImageIndex:
             "skipped": json.dumps(self.skipped),
             "sha256": _checksum(self.embeddings, ids, self.model_name),
         }
-        _write_atomically(path, {"embeddings": self.embeddings, "ids": ids}, metadata)
+        with written_atomically(path) as temporary:
+            save_file({"embeddings": self.embeddings, "ids": ids}, str(temporary), metadata)
         return path
 
     @classmethod
@@ -402,18 +402,6 @@ def _checksum(embeddings: torch.Tensor, ids: torch.Tensor, model: str) -> str:
     digest.update(ids.numpy().data)
     digest.update(b"\0" + model.encode("utf-8"))
     return digest.hexdigest()
-
-
-def _write_atomically(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
-    """Write to a temporary file beside `path`, then rename it over `path` in one step."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    try:
-        save_file(tensors, temporary, metadata)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _read_index_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

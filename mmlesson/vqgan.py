@@ -370,8 +370,7 @@ _TENSORS_ONLY = SimpleNamespace(Unpickler=_TensorsOnlyUnpickler, load=pickle.loa
 
 def _write_safetensors_copy(state: dict[str, torch.Tensor], path: Path, record: dict) -> None:
     """Write the weights and a record of their hash, each to a temporary file renamed when complete."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    save_file({k: v.contiguous() for k, v in state.items()}, str(temporary))
-    temporary.replace(path)
+    with assets.written_atomically(path) as temporary:
+        save_file({k: v.contiguous() for k, v in state.items()}, str(temporary))
     record = {**record, "sha256": assets.sha256_of(path)}
     path.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")

@@ -62,6 +62,15 @@ def code_cell(cell_id: str, code: str, output: str) -> dict:
     }
 
 
+TITLE, BODY = markdown_cell("title", TITLE_CELL), markdown_cell("body", BODY_CELL)
+CODE = code_cell("code", "x = 1\n", "1\n")
+
+
+def lesson(*cells: dict) -> list[dict]:
+    """The fixture lesson's cells: its title cell, a code cell and a body cell, unless others are given."""
+    return list(cells) or [TITLE, CODE, BODY]
+
+
 def write_notebook(root: Path, cells: list[dict]) -> None:
     notebook = {"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
     (root / "notebooks" / "00_demo.ipynb").write_text(json.dumps(notebook, indent=1), encoding="utf-8")
@@ -78,14 +87,7 @@ def course(tmp_path: Path) -> Path:
         encoding="utf-8",
     )
     (tmp_path / "README.md").write_text(README, encoding="utf-8")
-    write_notebook(
-        tmp_path,
-        [
-            markdown_cell("title", TITLE_CELL),
-            code_cell("code", "x = 1\n", "1\n"),
-            markdown_cell("body", BODY_CELL),
-        ],
-    )
+    write_notebook(tmp_path, lesson())
     return tmp_path
 
 
@@ -181,13 +183,7 @@ def test_built_readme_links_translated_notebooks_and_keeps_code(translated):
 def test_changed_english_turns_fuzzy_new_cell_untranslated_and_build_refuses(translated, capsys):
     changed = BODY_CELL.replace("Run the cell below", "Run this cell")
     write_notebook(
-        translated,
-        [
-            markdown_cell("title", TITLE_CELL),
-            code_cell("code", "x = 1\n", "1\n"),
-            markdown_cell("body", changed),
-            markdown_cell("new", "## Part 2"),
-        ],
+        translated, lesson(TITLE, CODE, markdown_cell("body", changed), markdown_cell("new", "## Part 2"))
     )
     built = translated / "translations" / "fr" / "notebooks" / "00_demo.ipynb"
     before = built.read_text(encoding="utf-8")
@@ -218,14 +214,7 @@ def test_changed_english_turns_fuzzy_new_cell_untranslated_and_build_refuses(tra
 
 
 def test_reordered_cells_keep_their_translations(translated, capsys):
-    write_notebook(
-        translated,
-        [
-            markdown_cell("body", BODY_CELL),
-            code_cell("code", "x = 1\n", "1\n"),
-            markdown_cell("title", TITLE_CELL),
-        ],
-    )
+    write_notebook(translated, lesson(BODY, CODE, TITLE))
     status, output = run(translated, "update", capsys)
     assert "2 kept, 0 changed (now fuzzy), 0 new, 0 obsolete" in output
     assert run(translated, "build", capsys)[0] == 0
@@ -234,12 +223,12 @@ def test_reordered_cells_keep_their_translations(translated, capsys):
 
 def test_removed_cell_becomes_obsolete_and_a_similar_new_one_gets_a_fuzzy_suggestion(translated, capsys):
     rewritten = BODY_CELL.replace("below", "underneath")
-    write_notebook(translated, [markdown_cell("title", TITLE_CELL), markdown_cell("renamed", rewritten)])
+    write_notebook(translated, lesson(TITLE, markdown_cell("renamed", rewritten)))
     run(translated, "update", capsys)
     po = polib.pofile(str(po_path(translated)))
     renamed = next(e for e in po if e.msgctxt == "renamed")
     assert renamed.fuzzy and renamed.msgstr == FRENCH[BODY_CELL], "similar English offers the old translation"
-    write_notebook(translated, [markdown_cell("title", TITLE_CELL)])
+    write_notebook(translated, lesson(TITLE))
     run(translated, "update", capsys)
     obsolete = [e for e in polib.pofile(str(po_path(translated))) if e.obsolete]
     assert [e.msgstr for e in obsolete] == [FRENCH[BODY_CELL]], (
@@ -248,14 +237,7 @@ def test_removed_cell_becomes_obsolete_and_a_similar_new_one_gets_a_fuzzy_sugges
 
 
 def test_new_english_outputs_make_the_built_notebook_out_of_date_until_rebuilt(translated, capsys):
-    write_notebook(
-        translated,
-        [
-            markdown_cell("title", TITLE_CELL),
-            code_cell("code", "x = 1\n", "2\n"),
-            markdown_cell("body", BODY_CELL),
-        ],
-    )
+    write_notebook(translated, lesson(TITLE, code_cell("code", "x = 1\n", "2\n"), BODY))
     status, output = run(translated, "check", capsys)
     assert status == 1 and "00_demo.ipynb is out of date: its code or outputs differ" in output
     assert run(translated, "build", capsys)[0] == 0
@@ -344,7 +326,7 @@ def test_a_po_file_in_the_wrong_language_folder_is_named(translated, capsys):
 def test_a_cell_without_an_id_is_named(course, capsys):
     cell = markdown_cell("x", "## No id")
     del cell["id"]
-    write_notebook(course, [markdown_cell("title", TITLE_CELL), cell])
+    write_notebook(course, lesson(TITLE, cell))
     status, output = run(course, "extract", capsys)
     assert (
         status == 1

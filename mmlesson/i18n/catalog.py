@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import copy
 import difflib
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polib
 
+from mmlesson.assets import written_atomically
 from mmlesson.i18n.markdown import markdown_problems
 from mmlesson.i18n.project import TranslationError, Unit
 
@@ -41,26 +40,21 @@ def new_po(lang: str, source: str) -> polib.POFile:
     return po
 
 
-def entry_label(label: str, entry: polib.POEntry) -> str:
+def entry_name(entry: polib.POEntry) -> str:
+    """How messages name an entry: its key (a cell id) or the start of its English, and its line."""
     key = entry.msgctxt or entry.msgid.splitlines()[0][:50]
-    return f"{label}, entry {key!r} (line {entry.linenum})"
+    return f"{key!r} (line {entry.linenum})"
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file, so a crash never leaves half a file behind."""
+def write_text(path: Path, text: str) -> None:
+    """Write a translation file atomically (see `assets.written_atomically`), with Unix line ends."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as file:
-            file.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with written_atomically(path) as temporary:
+        temporary.write_text(text, encoding="utf-8", newline="\n")
 
 
 def save_po(po: polib.POFile, path: Path) -> None:
-    write_atomically(path, str(po) + "\n")
+    write_text(path, str(po) + "\n")
 
 
 @dataclass
@@ -143,17 +137,17 @@ def po_status(po: polib.POFile, units: list[Unit], label: str) -> Status:
     """Compare a PO file with the English it should translate; collect the usable translations."""
     status = Status(total=len(units))
     wanted = {(u.key, u.text) for u in units}
-    keys = {u.key: u.text for u in units if u.key is not None}
+    keys = {u.key for u in units if u.key is not None}
     present, untranslated = set(), []
     for entry in (e for e in po if not e.obsolete):
-        where, key = entry_label(label, entry), (entry.msgctxt, entry.msgid)
+        where, key = f"{label}, entry {entry_name(entry)}", (entry.msgctxt, entry.msgid)
         present.add(key)
         if key not in wanted:
             status.stale += 1
             why = "its English has changed" if entry.msgctxt in keys else "its English is gone"
             status.problems.append(f"{where}: stale, {why}; run `python -m mmlesson i18n update`")
         elif not entry.msgstr.strip():
-            untranslated.append(f"{entry.msgctxt or entry.msgid[:30]!r} (line {entry.linenum})")
+            untranslated.append(entry_name(entry))
         elif entry.fuzzy:
             status.fuzzy += 1
             status.problems.append(f"{where}: fuzzy (the English changed); review it and clear the flag")

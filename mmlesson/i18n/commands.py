@@ -9,7 +9,7 @@ from pathlib import Path
 import polib
 
 from mmlesson.i18n.build import BUILDER, Language, english_readme
-from mmlesson.i18n.catalog import Status, merge, read_po, save_po, write_atomically
+from mmlesson.i18n.catalog import Status, merge, read_po, save_po, write_text
 from mmlesson.i18n.markdown import broken_links
 from mmlesson.i18n.project import README, SOURCE_DIR, Project, language_name
 
@@ -61,12 +61,12 @@ def build(project: Project, langs: Iterable[str]) -> tuple[list[str], list[str]]
         problems += missing
         for path, text in files.items():
             if not path.exists() or path.read_text(encoding="utf-8") != text:
-                write_atomically(path, text)
+                write_text(path, text)
                 written.append(project.relative(path))
     readme = project.root / README
     text = english_readme(project)
     if readme.read_text(encoding="utf-8") != text:
-        write_atomically(readme, text)
+        write_text(readme, text)
         written.append(README)
     return written, problems
 
@@ -78,38 +78,43 @@ def check(project: Project, langs: Iterable[str]) -> tuple[list[str], str]:
         language = Language(project, lang)
         statuses = language.statuses()
         files, _ = language.expected(statuses)
+        on_disk = {path: path.read_text(encoding="utf-8") for path in files if path.exists()}
         for status in statuses.values():
             problems += status.problems
-        problems += _built_file_problems(language, files)
+        problems += _built_file_problems(language, files, on_disk)
         glossary = language.folder / "GLOSSARY.md"
         if not glossary.exists():
             problems.append(
                 f"{project.relative(glossary)} is missing: list the key terms and their translations"
             )
-        rows.append(_coverage_row(language, statuses, files))
+        current = sum(on_disk.get(path) == text for path, text in files.items())
+        rows.append(_coverage_row(language, statuses, current))
     if project.languages() and english_readme(project) != (project.root / README).read_text(encoding="utf-8"):
         problems.append(f"{README}: the table of languages is out of date; run `{BUILDER}`")
     return problems, _table(rows)
 
 
-def _built_file_problems(language: Language, files: dict[Path, str]) -> list[str]:
-    """Built files that are missing, out of date, hand-edited, or link to nothing; and strays."""
+def _built_file_problems(language: Language, files: dict[Path, str], on_disk: dict[Path, str]) -> list[str]:
+    """Built files that are missing, out of date, hand-edited, or link to nothing; and strays.
+
+    `files` holds what each file should be, `on_disk` what those that exist are.
+    """
     problems = []
     for path, text in files.items():
         label = language.label(path)
-        if not path.exists():
+        if path not in on_disk:
             problems.append(f"{label} has not been built; run `{BUILDER}`")
             continue
-        on_disk = path.read_text(encoding="utf-8")
-        if path.suffix == ".ipynb" and _code_cells(on_disk) != _code_cells(text):
+        if path.suffix == ".ipynb" and _cells(on_disk[path], "code") != _cells(text, "code"):
             problems.append(
                 f"{label} is out of date: its code or outputs differ from the English notebook's (the "
                 f"English changed, or this file was edited by hand); run `{BUILDER}`"
             )
-        elif on_disk != text:
+        elif on_disk[path] != text:
             problems.append(f"{label} is out of date with its PO file; run `{BUILDER}`")
         problems += [
-            f"{label}: broken link {target}" for target in broken_links(_markdown(on_disk, path), path.parent)
+            f"{label}: broken link {target}"
+            for target in broken_links(_markdown(on_disk[path], path), path.parent)
         ]
     expected = {path.name for path in files if path.suffix == ".ipynb"}
     strays = language.folder.glob(f"{SOURCE_DIR}/*.ipynb")
@@ -119,27 +124,25 @@ def _built_file_problems(language: Language, files: dict[Path, str]) -> list[str
     return problems
 
 
-def _code_cells(notebook_text: str) -> list[dict]:
+def _cells(notebook_text: str, kind: str) -> list[dict]:
+    """The cells of one kind in a notebook's JSON; none if the file no longer parses (edited by hand)."""
     try:
-        return [c for c in json.loads(notebook_text)["cells"] if c["cell_type"] == "code"]
+        return [c for c in json.loads(notebook_text)["cells"] if c["cell_type"] == kind]
     except (ValueError, KeyError):
         return []
 
 
 def _markdown(text: str, path: Path) -> str:
+    """The markdown of a built file: all of a README, the markdown cells of a notebook."""
     if path.suffix != ".ipynb":
         return text
-    try:
-        cells = json.loads(text)["cells"]
-    except (ValueError, KeyError):
-        return ""
-    return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    return "\n".join("".join(c["source"]) for c in _cells(text, "markdown"))
 
 
-def _coverage_row(language: Language, statuses: dict[str, Status], files: dict[Path, str]) -> list[str]:
+def _coverage_row(language: Language, statuses: dict[str, Status], current: int) -> list[str]:
+    """One line of the coverage table; `current` counts the built files that are up to date."""
     total = sum(s.total for s in statuses.values())
     translated = sum(s.translated for s in statuses.values())
-    current = sum(p.exists() and p.read_text(encoding="utf-8") == t for p, t in files.items())
     counts = [sum(getattr(s, what) for s in statuses.values()) for what in ("fuzzy", "untranslated", "stale")]
     share = f"{translated}/{total} ({100 * translated / max(total, 1):.0f}%)"
     return [language.lang, language.name, share, *map(str, counts), f"{current}/{len(statuses)}"]
