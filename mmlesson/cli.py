@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -36,7 +37,7 @@ REQUIRED_MODULES = (
     ("ipywidgets", "ipywidgets"),
     ("tqdm", "tqdm"),
     ("safetensors", "safetensors"),
-    ("pooch", "pooch"),
+    ("requests", "requests"),
     ("skimage", "scikit-image"),
     ("faiss", "faiss-cpu"),
     ("yaml", "pyyaml"),
@@ -67,8 +68,16 @@ def check_tokenizer() -> Check:
     return (tokens.shape == (1, 77), "CLIP tokenizer works offline (BPE vocabulary found)")
 
 
-def check_cache() -> Check:
-    folder = assets.ensure_writable(assets.cache_dir())
+def check_cache(profile: str) -> Check:
+    """A writable cache, or a read-only (shared) one that already holds everything the profile needs."""
+    folder = assets.cache_dir()
+    try:
+        assets.ensure_writable(folder)
+    except MMLessonError:
+        if folder.is_dir() and all(assets.is_cached(asset.name) for asset in assets.for_profile(profile)):
+            where = runtime.display_path(folder)
+            return (True, f"cache folder read-only (shared) and complete for the {profile} profile: {where}")
+        raise
     return (True, f"cache folder writable: {runtime.display_path(folder)}")
 
 
@@ -122,7 +131,7 @@ def doctor(profile: str | None) -> int:
     checks = [
         check_modules,
         check_tokenizer,
-        check_cache,
+        lambda: check_cache(chosen.profile),
         check_shipped_weights,
         lambda: check_profile_assets(chosen.profile),
         check_shapes_world,
@@ -135,7 +144,7 @@ def doctor(profile: str | None) -> int:
     return 1 if failed else 0
 
 
-def fetch(profile: str, progress: bool) -> int:
+def fetch(profile: str, progress: bool, deadline: float | None = None) -> int:
     """Download every asset a profile needs; non-zero exit, with instructions, if any is missing."""
     needed = assets.for_profile(profile)
     if not needed:
@@ -144,10 +153,11 @@ def fetch(profile: str, progress: bool) -> int:
     total = assets.human_size(sum(a.size for a in needed))
     where = runtime.display_path(assets.cache_dir())
     print(f"The {profile} profile needs {len(needed)} files ({total}) in {where}")
+    warn_if_private()
     missing = []
     for asset in needed:
         try:
-            assets.fetch(asset.name, progress=progress)
+            assets.fetch(asset.name, progress=progress, deadline=deadline)
             print(f"[ ok ] {asset.name} ({assets.human_size(asset.size)})")
         except MMLessonError as error:
             print(f"[FAIL] {error}")
@@ -159,11 +169,24 @@ def fetch(profile: str, progress: bool) -> int:
     return 0
 
 
+def warn_if_private() -> None:
+    """A shared cache (MMLESSON_CACHE) filled with a umask such as 077 would be unreadable for the room."""
+    umask = assets.current_umask()
+    if os.environ.get("MMLESSON_CACHE", "").strip() and umask & 0o004:
+        print(
+            f"Note: your umask is {umask:03o}, so the files fetched now are not readable by other users. "
+            "For a cache shared by a room, run `umask 022` first."
+        )
+
+
 def list_assets(profile: str | None) -> int:
     """A table of the registry: what the course may download, how big, and whether it is cached."""
     rows = assets.for_profile(profile) if profile else list(assets.REGISTRY.values())
     for asset in rows:
-        state = "cached" if assets.is_cached(asset.name) else "not cached"
+        try:
+            state = "cached" if assets.is_cached(asset.name) else "not cached"
+        except assets.CacheAccessError:
+            state = "unreadable"
         print(f"{asset.name:34} {assets.human_size(asset.size):>9}  {state:10}  {asset.purpose}")
     return 0
 
@@ -176,6 +199,13 @@ def build_parser() -> argparse.ArgumentParser:
     fetch_cmd = commands.add_parser("fetch", help="pre-download the files a profile needs")
     fetch_cmd.add_argument("--profile", choices=runtime.PROFILES, required=True)
     fetch_cmd.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
+    fetch_cmd.add_argument(
+        "--deadline",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="give up on a file after this long (default: MMLESSON_DOWNLOAD_DEADLINE, else from its size)",
+    )
     assets_cmd = commands.add_parser("assets", help="list the files the course may download")
     assets_cmd.add_argument("--profile", choices=runtime.PROFILES, default=None)
     i18n_cmd = commands.add_parser("i18n", help="translations: extract, update, build or check them")
@@ -199,6 +229,11 @@ I18N_ACTIONS = {
 
 def translations(action: str, langs: list[str] | None, root: str) -> int:
     """Run one i18n step and print what it did; exit status 1 when something is left to do."""
+    for module in ("polib", "babel", "mistune"):  # the i18n extra: not needed to run the lessons
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise MMLessonError(f'{module} is not installed: pip install "mmlesson[i18n]"') from error
     from mmlesson import i18n
 
     project = i18n.Project(Path(root))
@@ -230,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "doctor":
             return doctor(args.profile)
         if args.command == "fetch":
-            return fetch(args.profile, progress=not args.no_progress)
+            return fetch(args.profile, progress=not args.no_progress, deadline=args.deadline)
         if args.command == "i18n":
             return translations(args.action, args.lang, args.root)
         return list_assets(args.profile)

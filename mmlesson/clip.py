@@ -19,6 +19,7 @@ open_clip model and tag, or a local checkpoint file, loads the same way.
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +37,7 @@ from mmlesson import assets, runtime
 from mmlesson.assets import WEIGHTS_DIR, shipped_weights
 from mmlesson.assets import read_manifest as read_manifest  # lessons import it from here
 from mmlesson.data import load_image
-from mmlesson.errors import MMLessonError
+from mmlesson.errors import MAX_SEED, InputError, MMLessonError
 
 TINY_CLIP_NAME = "mmlesson-tiny-clip"
 FULL_CLIP = ("ViT-B-32", "laion2b_s34b_b79k")  # open_clip model name and pretrained tag
@@ -131,28 +132,30 @@ class ClipBundle:
         else:
             items = [images] if isinstance(images, ImageInput) else list(images)
             if not items:
-                raise ValueError("encode_images got no images: pass a list with at least one image")
+                raise InputError("encode_images got no images: pass a list with at least one image")
             batches = (
                 self._preprocess(items, start, batch_size) for start in range(0, len(items), batch_size)
             )
-        return _embed_batches(
-            self.model.encode_image, (batch.to(self.dtype) for batch in batches), self.device
-        )
+        with OutOfMemoryAdvice.for_batches("embedding images", batch_size):
+            return _embed_batches(
+                self.model.encode_image, (batch.to(self.dtype) for batch in batches), self.device
+            )
 
     def encode_texts(self, texts: str | Sequence[str], batch_size: int = 256) -> torch.Tensor:
         """L2-normalized text embeddings, a float32 CPU tensor [M, D], computed in batches."""
         check_positive_int(batch_size, "batch_size")
         texts = [texts] if isinstance(texts, str) else list(texts)
         if not texts:
-            raise ValueError("encode_texts got no texts: pass a list with at least one string")
+            raise InputError("encode_texts got no texts: pass a list with at least one string")
         for k, text in enumerate(texts):
             if not isinstance(text, str):
-                raise TypeError(f"text {k} is a {type(text).__name__}, not a string: {text!r}")
+                raise InputError(f"text {k} is a {type(text).__name__}, not a string: {text!r}")
         self._warn_about(texts)
         batches = (
             self.tokenizer(texts[start : start + batch_size]) for start in range(0, len(texts), batch_size)
         )
-        return _embed_batches(self.model.encode_text, batches, self.device)
+        with OutOfMemoryAdvice.for_batches("embedding texts", batch_size):
+            return _embed_batches(self.model.encode_text, batches, self.device)
 
     def preprocess_batch(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """`preprocess` applied to each RGB image, stacked [N, 3, S, S]: the same numbers, computed faster.
@@ -208,14 +211,14 @@ class ClipBundle:
         size = self.image_size
         expected = (3, size, size)
         if pixels.ndim != 4 or tuple(pixels.shape[1:]) != expected or not pixels.is_floating_point():
-            raise ValueError(
+            raise InputError(
                 f"a tensor passed to encode_images must hold preprocessed images, float [N, 3, {size}, "
                 f"{size}]; got {pixels.dtype} {tuple(pixels.shape)}. Pass PIL images or paths instead, "
                 "or apply bundle.preprocess to each image first."
             )
         if len(pixels) == 0:
-            raise ValueError("encode_images got an empty tensor: there are no images to embed")
-        return pixels
+            raise InputError("encode_images got an empty tensor: there are no images to embed")
+        return check_finite_pixels(pixels, "the tensor passed to encode_images")
 
     def _warn_about(self, texts: list[str]) -> None:
         """Warn (once per bundle) about truncated texts, and about words the tiny model never saw."""
@@ -263,10 +266,78 @@ def _n_tokens(tokenizer: Any, text: str) -> int:
     return len(encode(text)) + 2 if callable(encode) else 0
 
 
-def check_positive_int(value: int, name: str) -> None:
-    """Refuse a count (a batch size, a k) that is not a positive integer, naming the argument."""
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+# -- input checks shared by the lessons' modules ------------------------------------------------------------
+
+
+def check_positive_int(value: int, name: str, hint: str = "") -> int:
+    """Refuse a count (a batch size, a k) that is not a positive integer, naming the argument; `hint`
+    says what the count means, for the message."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        raise InputError(f"{name} must be a positive integer, got {value!r}{hint}")
+    return int(value)
+
+
+def check_seed(seed: int) -> int:
+    """A seed as torch's random generators take it: a whole number from 0 to 2**64 - 1.
+
+    torch would read -1 as 2**64 - 1 (the same images as that seed) and fail deep inside for 2**64 and
+    above; a float or a bool is almost always a mistake (seed=True is not "random").
+    """
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
+        raise InputError(
+            f"seed must be a non-negative integer up to 2**64 - 1 (torch's seeds are 64 bits), got {seed!r}: "
+            "each seed gives its own reproducible result, e.g. seed=0, seed=1, ..."
+        )
+    return int(seed)
+
+
+def check_finite_pixels(pixels: torch.Tensor, name: str) -> torch.Tensor:
+    """Refuse pixels that are NaN or infinite, naming the images that hold them.
+
+    No model complains about them: CLIP turns them into NaN embeddings, a VQGAN into token 0, and every
+    result computed from those is silently wrong.
+    """
+    bad = ~torch.isfinite(pixels)
+    if bad.any():
+        images = bad.flatten(1).any(dim=1).nonzero().flatten().tolist() if bad.ndim == 4 else [0]
+        raise InputError(
+            f"{name} holds {int(bad.sum())} NaN or infinite pixel values (in image(s) {images[:10]}): find "
+            "where they came from (a division by zero?), or replace them, e.g. pixels.nan_to_num(0.0)"
+        )
+    return pixels
+
+
+class OutOfMemoryAdvice:
+    """`with OutOfMemoryAdvice("at 64x64 px: try a smaller size"):` turns the GPU's out-of-memory error
+    into an MMLessonError that says which argument to lower.
+
+    torch's own message is about allocator settings, which no learner should touch. The GPU error's
+    traceback is dropped: its frames hold the failed call's tensors, and a notebook keeps the last error,
+    so the memory would stay taken and the retry with smaller settings would fail too. (So the tensors
+    must live in a function called inside the `with`, not beside it.)
+    """
+
+    def __init__(self, advice: str) -> None:
+        self.advice = advice
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type | None, error: BaseException | None, traceback: object) -> bool:
+        if not isinstance(error, torch.cuda.OutOfMemoryError):  # torch.OutOfMemoryError since torch 2.5
+            return False
+        error.__traceback__ = None
+        del traceback  # this frame is in the new error's traceback: it must not hold the old one
+        raise MMLessonError(f"The GPU ran out of memory {self.advice}") from None
+
+    @classmethod
+    def for_batches(cls, task: str, batch_size: int) -> OutOfMemoryAdvice:
+        """Advice for work done `batch_size` items at a time: a smaller batch, whatever the total."""
+        if batch_size == 1:
+            return cls(f"{task} one at a time: the model does not fit on this GPU; use device='cpu'.")
+        return cls(
+            f"{task} {batch_size} at a time: pass a smaller batch_size, e.g. batch_size={batch_size // 2}."
+        )
 
 
 def load_tiny_clip(device: torch.device, weights_dir: Path = WEIGHTS_DIR) -> ClipBundle:

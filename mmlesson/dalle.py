@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import numbers
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,14 +40,24 @@ from torch import nn
 
 from mmlesson import assets, runtime
 from mmlesson.assets import WEIGHTS_DIR
-from mmlesson.clip import ImageInput, check_positive_int
-from mmlesson.data import check_int
+from mmlesson.clip import ImageInput, InputError, OutOfMemoryAdvice, check_positive_int, check_seed
 from mmlesson.errors import MMLessonError
 from mmlesson.vqgan import TINY_VQGAN_NAME, VQGAN, load_tiny_vqgan, to_pil
 
 TINY_DALLE_NAME = "mmlesson-tiny-dalle"
 PAD = "<pad>"  # text id 0: fills the caption slots a short caption leaves empty
 _WORDS = re.compile(r"[a-z]+|[^a-z\s]")  # a run of letters, or one punctuation mark (',' and ':' are words)
+# DALL-E drew 512 samples per caption to keep CLIP's favourites; more than 1000 per call is minutes of
+# sampling on a laptop and a list of images held in memory at once: a loop over seeds that saves each batch
+# does that better.
+MAX_IMAGES_PER_CAPTION = 1000
+# Below this temperature sampling always takes the most likely code anyway (a logit gap of 0.01 becomes
+# odds of 22,000 to 1), and dividing by far smaller numbers overflows the logits to inf and then NaN.
+MIN_TEMPERATURE = 1e-3
+# Samples drawn at once by default. The tiny model's KV cache for 512 sequences is about 20 MB, and every
+# evaluation the lessons and the trainer run (up to 40 captions x 8 samples per call) stays one batch, so
+# their samples are the ones they drew before sampling was batched.
+SAMPLES_PER_BATCH = 512
 
 KVCache = list[tuple[torch.Tensor, torch.Tensor]]  # per block: keys and values [B, heads, T, head_size]
 
@@ -82,21 +92,21 @@ class CaptionTokenizer:
     def encode(self, caption: str) -> list[int]:
         """The ids of a caption's words, without padding; a clear error for what the model cannot read."""
         if not isinstance(caption, str):
-            raise TypeError(f"a caption must be a string, got {type(caption).__name__}: {caption!r}")
+            raise InputError(f"a caption must be a string, got {type(caption).__name__}: {caption!r}")
         words = split_words(caption)
         if not words:
-            raise ValueError(
+            raise InputError(
                 f"the caption {caption!r} is empty: describe one object, e.g. 'a large red circle on the "
                 "left'"
             )
         unknown = sorted({word for word in words if word not in self.ids})
         if unknown:
-            raise ValueError(
+            raise InputError(
                 f"the caption {caption!r} uses words this model never saw: {', '.join(unknown)}. It knows "
                 f"only the Shapes-world words: {', '.join(self.words[1:])}"
             )
         if len(words) > self.context_length:
-            raise ValueError(
+            raise InputError(
                 f"the caption {caption!r} has {len(words)} words and marks; this model reads at most "
                 f"{self.context_length}"
             )
@@ -106,7 +116,7 @@ class CaptionTokenizer:
         """Ids [N, context_length] (long), each caption padded with id 0 at the end."""
         captions = [captions] if isinstance(captions, str) else list(captions)
         if not captions:
-            raise ValueError("no captions given: pass at least one")
+            raise InputError("no captions given: pass at least one")
         ids = torch.zeros(len(captions), self.context_length, dtype=torch.long)
         for row, caption in enumerate(captions):
             encoded = self.encode(caption)
@@ -372,7 +382,6 @@ class Dalle:
 
     # -- sampling --------------------------------------------------------------------------------------
 
-    @torch.no_grad()
     def sample_codes(
         self,
         captions: str | Sequence[str],
@@ -381,19 +390,81 @@ class Dalle:
         top_k: int | None = None,
         seed: int = 0,
         use_cache: bool = True,
+        batch_size: int = SAMPLES_PER_BATCH,
     ) -> torch.Tensor:
         """Codes [len(captions) * n, image_length]: n samples per caption, the captions' samples in order.
 
         With `use_cache=False` every step re-runs the GPT over the whole sequence so far instead of the one
         new token: the same tokens (the same arithmetic, up to rounding) for more work at every step; it is
-        here to show what the KV cache saves (benchmarks/bench_dalle.py).
+        here to show what the KV cache saves (benchmarks/bench_dalle.py). `batch_size` samples are drawn at
+        once, as in `generate`.
         """
-        check_positive_int(n, "n")
+        batches = self._code_batches(
+            captions, n, temperature, top_k, seed, use_cache=use_cache, batch_size=batch_size
+        )
+        with OutOfMemoryAdvice.for_batches("sampling images", batch_size):
+            return torch.cat(list(batches))
+
+    def generate(
+        self,
+        caption: str | Sequence[str],
+        n: int = 1,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        seed: int = 0,
+        batch_size: int = SAMPLES_PER_BATCH,
+    ) -> list[Image.Image]:
+        """n images (64x64 PIL) for a caption, or n per caption for a list, the same for the same seed (and
+        batch_size).
+
+        temperature (at least 0.001) divides the logits (below 1: safer, above 1: wilder); top_k keeps only
+        the k most likely codes at every step (1 to the codebook's size; None keeps all). n may be up to
+        1000 per caption; the images are made `batch_size` at a time, so memory stays bounded.
+        """
+        batches = self._code_batches(
+            caption, n, temperature, top_k, seed, use_cache=True, batch_size=batch_size
+        )
+        with OutOfMemoryAdvice.for_batches("sampling images", batch_size):
+            return [image for codes in batches for image in self.decode(codes)]
+
+    def _code_batches(
+        self,
+        captions: str | Sequence[str],
+        n: int,
+        temperature: float,
+        top_k: int | None,
+        seed: int,
+        use_cache: bool,
+        batch_size: int,
+    ) -> Iterator[torch.Tensor]:
+        """The codes of each batch of at most `batch_size` samples, in order, sampled as they are asked for.
+
+        The arguments are checked now, before any work. One random generator serves all batches, so the
+        samples depend on the seed and the batch size only, not on how the caller consumes them.
+        """
+        _check_count(n)
+        check_positive_int(batch_size, "batch_size")
         temperature, top_k = self._check_sampling(temperature, top_k)
-        generator = torch.Generator(self.device).manual_seed(check_int("seed", seed, 0))
+        generator = torch.Generator(self.device).manual_seed(check_seed(seed))
+        rows = self.tokenizer(captions).repeat_interleave(n, dim=0)
+        return (
+            self._sample(rows[start : start + batch_size], temperature, top_k, generator, use_cache)
+            for start in range(0, len(rows), batch_size)
+        )
+
+    @torch.no_grad()
+    def _sample(
+        self,
+        captions: torch.Tensor,
+        temperature: float,
+        top_k: int | None,
+        generator: torch.Generator,
+        use_cache: bool,
+    ) -> torch.Tensor:
+        """Codes [B, image_length] sampled after caption ids [B, text_length], one token at a time."""
         was_training = self.gpt.training
         self.gpt.eval()
-        sequence = self.tokenizer(captions).repeat_interleave(n, dim=0).to(self.device)
+        sequence = captions.to(self.device)
         start, inputs, cache = sequence.shape[1], sequence, None
         for _ in range(self.image_length):
             logits, new_cache = self.gpt(inputs, cache)
@@ -404,42 +475,48 @@ class Dalle:
         self.gpt.train(was_training)
         return sequence[:, start:] - self.tokenizer.vocab_size
 
-    def generate(
-        self,
-        caption: str | Sequence[str],
-        n: int = 1,
-        temperature: float = 1.0,
-        top_k: int | None = None,
-        seed: int = 0,
-    ) -> list[Image.Image]:
-        """n images (64x64 PIL) for a caption, or n per caption for a list, the same for the same seed.
-
-        temperature > 0 divides the logits (below 1: safer, above 1: wilder); top_k keeps only the k most
-        likely codes at every step (1 to the codebook's size; None keeps all).
-        """
-        return self.decode(self.sample_codes(caption, n, temperature, top_k, seed))
-
     def _check_sampling(self, temperature: float, top_k: int | None) -> tuple[float, int | None]:
-        if (
-            isinstance(temperature, bool)
-            or not isinstance(temperature, numbers.Real)
-            or not math.isfinite(temperature)
-            or temperature <= 0
-        ):
-            raise ValueError(
-                f"temperature must be a number > 0, got {temperature!r}: 1.0 samples the model as trained, "
-                "lower values (e.g. 0.7) play safer, higher values take more risks. For the single most "
-                "likely code at every step, use top_k=1."
-            )
         codes = self.vqgan.codebook_size
         if top_k is not None and (
             isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or not 1 <= top_k <= codes
         ):
-            raise ValueError(
+            raise InputError(
                 f"top_k must be None (sample from all {codes} codes) or an integer from 1 to {codes} (the "
                 f"size of the VQGAN's codebook), got {top_k!r}"
             )
-        return float(temperature), None if top_k is None else int(top_k)
+        return _check_temperature(temperature), None if top_k is None else int(top_k)
+
+
+def _check_temperature(temperature: float) -> float:
+    if (
+        isinstance(temperature, bool)
+        or not isinstance(temperature, numbers.Real)
+        or not math.isfinite(temperature)
+        or temperature <= 0
+    ):
+        raise InputError(
+            f"temperature must be a number > 0, got {temperature!r}: 1.0 samples the model as trained, "
+            "lower values (e.g. 0.7) play safer, higher values take more risks. For the single most "
+            "likely code at every step, use top_k=1."
+        )
+    if temperature < MIN_TEMPERATURE:
+        raise InputError(
+            f"temperature {temperature!r} is too small: below {MIN_TEMPERATURE} sampling always takes the "
+            "most likely code anyway, and dividing by far smaller numbers overflows. For the single most "
+            "likely code at every step, use top_k=1."
+        )
+    return float(temperature)
+
+
+def _check_count(n: int) -> None:
+    """n images per caption: a positive integer, and no more than one call should make."""
+    check_positive_int(n, "n", ": the number of images per caption")
+    if n > MAX_IMAGES_PER_CAPTION:
+        raise InputError(
+            f"n={n} images per caption is more than one call makes (at most {MAX_IMAGES_PER_CAPTION}; "
+            "DALL-E itself drew 512 to rerank): call generate in a loop with seed=0, 1, 2, ... and save "
+            "each batch of images before the next"
+        )
 
 
 # -- loading ------------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ Prompts are written `"a red circle:1 | blurry:-0.5"`: texts separated by `|`, ea
 from __future__ import annotations
 
 import math
+import numbers
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,12 +25,25 @@ import torch.nn.functional as F
 from PIL import Image
 
 from mmlesson.assets import written_atomically
-from mmlesson.clip import ClipBundle, ImageInput, check_positive_int, load_clip
+from mmlesson.clip import (
+    ClipBundle,
+    ImageInput,
+    InputError,
+    OutOfMemoryAdvice,
+    check_finite_pixels,
+    check_positive_int,
+    check_seed,
+    load_clip,
+)
 from mmlesson.errors import MMLessonError
 from mmlesson.train import learning_rate
 from mmlesson.vqgan import VQGAN, load_vqgan, to_pil
 
 _WEIGHT = re.compile(r"^(?P<text>.*):(?P<weight>\S*)\s*$", re.DOTALL)
+# Only the ratios of the weights matter (Adam rescales the gradient), and at 100:1 one prompt already
+# drowns the other; larger weights add nothing but overflow (1e308 makes the loss inf, then NaN, the image
+# black), and weights below 0.01 in size round to nothing beside a weight of 1.
+WEIGHT_RANGE = (0.01, 100.0)
 
 
 @dataclass(frozen=True)
@@ -52,13 +66,16 @@ def parse_prompts(spec: str) -> list[Prompt]:
     """`"a red circle:1 | blurry:-0.5"` -> [Prompt("a red circle", 1.0), Prompt("blurry", -0.5)].
 
     A weight is what follows the last colon when that is one word ("a red circle:2"); a colon followed by
-    words is part of the text ("at the top: a red star"). At least one prompt must have a positive weight.
+    words is part of the text ("at the top: a red star"). At least one prompt must have a positive weight,
+    and every weight lies between 0.01 and 100 in size (see `WEIGHT_RANGE`).
     """
-    if not isinstance(spec, str) or not spec.strip():
-        raise ValueError('the prompt is empty: describe the image, e.g. "a red circle"')
+    if not isinstance(spec, str):
+        raise InputError(f'the prompt must be a string, e.g. "a red circle", got {type(spec).__name__}')
+    if not spec.strip():
+        raise InputError('the prompt is empty: describe the image, e.g. "a red circle"')
     prompts = [_parse_one(part) for part in spec.split("|")]
     if not any(p.weight > 0 for p in prompts):
-        raise ValueError(
+        raise InputError(
             f"{spec!r} has only negative or zero weights: add a prompt to move towards, e.g. 'a red circle | "
             "blurry:-0.5'"
         )
@@ -69,16 +86,21 @@ def _parse_one(part: str) -> Prompt:
     match = _WEIGHT.match(part)
     text, weight = (match["text"], match["weight"]) if match else (part, "1")
     if not text.strip():
-        raise ValueError(f"an empty prompt between '|' separators in {part!r}: remove the extra '|'")
+        raise InputError(f"an empty prompt between '|' separators in {part!r}: remove the extra '|'")
     try:
         value = float(weight)
     except ValueError:
         example = f"{text.strip()}:0.5"
-        raise ValueError(
+        raise InputError(
             f"cannot read the weight {weight!r} of {text.strip()!r}: write a number, e.g. {example!r}"
         ) from None
-    if not math.isfinite(value) or value == 0:
-        raise ValueError(f"the weight of {text.strip()!r} must be a nonzero finite number, got {weight!r}")
+    smallest, largest = WEIGHT_RANGE
+    if not (math.isfinite(value) and smallest <= abs(value) <= largest):
+        raise InputError(
+            f"the weight of {text.strip()!r} must be between {smallest} and {largest:g} in size (negative to "
+            f"push away), got {weight!r}: only the ratio of the weights matters, e.g. "
+            f"'{text.strip()}:2 | blurry:-0.5'"
+        )
     return Prompt(text.strip(), value)
 
 
@@ -134,52 +156,113 @@ def generate(
     size: int | None = None,
     cutouts: int = 16,
     lr: float = 0.15,
-    init_image: ImageInput | None = None,
-    image_prompts: Sequence[ImageInput] = (),
+    init_image: ImageInput | torch.Tensor | None = None,
+    image_prompts: ImageInput | Sequence[ImageInput] = (),
     frame_every: int = 10,
     callback: Callable[[int, Image.Image, float], None] | None = None,
     clip: ClipBundle | None = None,
     vqgan: VQGAN | None = None,
 ) -> Generation:
-    """Generate an image for `prompt` (see `parse_prompts`), reproducibly for a `seed`.
+    """Generate an image for `prompt` (see `parse_prompts`), reproducibly for a `seed` (0 to 2**64 - 1).
 
     Pass `clip` and `vqgan` to reuse loaded models; otherwise those of `profile` are loaded. `image_prompts`
-    pull towards images (weight 1 each); `init_image` starts from an image instead of random tokens.
-    `callback(step, image, loss)` is called every `frame_every` steps, e.g. to show the image live.
+    (one image or a list) pull towards images (weight 1 each); `init_image` starts from an image instead
+    of random tokens. A frame is kept, and `callback(step, image, loss)` called (e.g. to show the image
+    live), at step 0, every `frame_every` steps (a positive integer), and at the last step.
     """
-    check_positive_int(steps, "steps")
+    loop = _Loop(steps, lr, frame_every, callback)
     check_positive_int(cutouts, "cutouts")
+    seed = check_seed(seed)
     prompts = parse_prompts(prompt)
+    image_prompts = [image_prompts] if isinstance(image_prompts, ImageInput) else list(image_prompts)
+    if isinstance(init_image, torch.Tensor):
+        check_finite_pixels(init_image, "init_image")
     clip = clip or load_clip(profile)
     vqgan = vqgan or load_vqgan(profile, device=clip.device)
-    size = vqgan.check_size(size or vqgan.resolution)
-    generator = torch.Generator(clip.device).manual_seed(seed)  # on the models' device: no copies per step
-    objective = _Objective(clip, *_targets(clip, prompts, image_prompts), cutouts, generator)
-    latents = _initial_latents(vqgan, size, init_image, generator).requires_grad_(True)
-    optimizer = torch.optim.Adam([latents], lr=lr)
-    frames, losses = [], []
-    for step in range(steps):
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, steps, lr, floor=0.1)
-        try:
+    size = vqgan.check_size(vqgan.resolution if size is None else check_positive_int(size, "size"))
+    with OutOfMemoryAdvice(_memory_advice(size, cutouts)):
+        # The generator lives on the models' device: no copies of random numbers at every step.
+        generator = torch.Generator(clip.device).manual_seed(seed)
+        objective = _Objective(clip, *_targets(clip, prompts, image_prompts), cutouts, generator)
+        latents = _initial_latents(vqgan, size, init_image, generator)
+        image, frames, losses = loop.run(vqgan, objective, latents)
+    return Generation(image, frames, losses, prompts)
+
+
+def _memory_advice(size: int, cutouts: int) -> str:
+    return (
+        f"at {size}x{size} px with {cutouts} cutouts: try fewer cutouts "
+        f"(e.g. cutouts={max(1, cutouts // 2)}) or a smaller size (e.g. size={size // 2})."
+    )
+
+
+@dataclass
+class _Loop:
+    """The optimization: Adam on the latents, a decaying learning rate, frames and losses recorded.
+
+    `frame_every=0` is refused rather than read as "no frames": the first and last frames are always kept,
+    and a `frame_every` as large as `steps` keeps only those.
+    """
+
+    steps: int
+    lr: float
+    frame_every: int
+    callback: Callable[[int, Image.Image, float], None] | None
+
+    def __post_init__(self) -> None:
+        self.steps = check_positive_int(self.steps, "steps")
+        self.lr = _check_lr(self.lr)
+        self.frame_every = check_positive_int(
+            self.frame_every,
+            "frame_every",
+            ": a frame is kept every frame_every steps; frame_every=steps keeps only the first and the last",
+        )
+        if self.callback is not None and not callable(self.callback):
+            raise InputError(
+                "callback must be a function f(step, image, loss) or None, got "
+                f"{type(self.callback).__name__}"
+            )
+
+    def run(
+        self, vqgan: VQGAN, objective: _Objective, latents: torch.Tensor
+    ) -> tuple[Image.Image, list[Image.Image], list[float]]:
+        """The final image, the frames and the losses. A NaN or infinite loss stops the run: from then on
+        every step would only paint the image black."""
+        latents = latents.requires_grad_(True)
+        optimizer = torch.optim.Adam([latents], lr=self.lr)
+        frames, losses = [], []
+        for step in range(self.steps):
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(step, self.steps, self.lr, floor=0.1)
             image = _decode(vqgan, latents)
             loss = objective(image)
             optimizer.zero_grad()
             loss.backward(inputs=[latents])
             optimizer.step()
-        except torch.cuda.OutOfMemoryError:
-            raise MMLessonError(
-                f"The GPU ran out of memory at {size}x{size} px with {cutouts} cutouts: try fewer cutouts "
-                f"(e.g. cutouts={max(1, cutouts // 2)}) or a smaller size (e.g. size={size // 2})."
-            ) from None
-        losses.append(loss.item())
-        if step % frame_every == 0 or step == steps - 1:
-            frames.append(to_pil(image.detach())[0])
-            if callback is not None:
-                callback(step, frames[-1], losses[-1])
-    with torch.no_grad():
-        final = to_pil(_decode(vqgan, latents))[0]
-    return Generation(final, frames, losses, prompts)
+            losses.append(_finite(loss.item(), step))
+            if step % self.frame_every == 0 or step == self.steps - 1:
+                frames.append(to_pil(image.detach())[0])
+                if self.callback is not None:
+                    self.callback(step, frames[-1], losses[-1])
+        with torch.no_grad():
+            return to_pil(_decode(vqgan, latents))[0], frames, losses
+
+
+def _check_lr(lr: float) -> float:
+    """A positive finite learning rate: Adam refuses negative ones in its own words, and 0 would silently
+    leave the random start as the result."""
+    if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not (math.isfinite(lr) and lr > 0):
+        raise InputError(f"lr must be a number above 0, got {lr!r}: the default 0.15 suits most prompts")
+    return float(lr)
+
+
+def _finite(loss: float, step: int) -> float:
+    if not math.isfinite(loss):
+        raise MMLessonError(
+            f"the loss became {loss} at step {step}: the image has stopped meaning anything. Try a smaller "
+            "lr, or check the prompt weights and the init_image for NaN values."
+        )
+    return loss
 
 
 @dataclass

@@ -22,8 +22,10 @@ import torch
 from PIL import Image
 
 from mmlesson import data
-from mmlesson.clip import ClipBundle
+from mmlesson.clip import ClipBundle, InputError
 from mmlesson.zeroshot import SHAPES_TEMPLATES, classify
+
+ATTRIBUTES = ("color", "position", "shape")  # what `judge` checks, the keys of each attribute set
 
 
 def object_position(image: Image.Image) -> str | None:
@@ -48,7 +50,13 @@ def judge(
 ) -> dict[str, list[bool]]:
     """For each image, whether its color, position and shape are those of `attributes` (its caption's)."""
     if len(images) != len(attributes):
-        raise ValueError(f"{len(images)} images but {len(attributes)} attribute sets: give one per image")
+        raise InputError(f"{len(images)} images but {len(attributes)} attribute sets: give one per image")
+    for k, wanted in enumerate(attributes):
+        if not isinstance(wanted, dict) or not set(ATTRIBUTES) <= wanted.keys():
+            raise InputError(
+                f"attribute set {k} must be a dict with the keys {', '.join(ATTRIBUTES)} (as a Shapes-world "
+                f"batch's `attributes` are), got {wanted!r}"
+            )
     shapes = object_shapes(clip, images)
     return {
         "color": [data.dominant_color(image) == a["color"] for image, a in zip(images, attributes)],

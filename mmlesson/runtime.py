@@ -9,6 +9,7 @@ editing a notebook:
 - `MMLESSON_PROFILE` tiny | full | auto
 - `MMLESSON_THREADS` number of CPU threads torch may use
 - `MMLESSON_CACHE`   where downloaded weights live (see `mmlesson.assets`)
+- `MMLESSON_DOWNLOAD_DEADLINE` seconds one download may take in all (see `mmlesson.assets`)
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mmlesson.errors import MMLessonError
+from mmlesson.errors import MAX_SEED, InputError, MMLessonError
 
 PROFILES = ("tiny", "full")
 PROFILE_CHOICES = (*PROFILES, "auto")
@@ -175,8 +176,10 @@ def _auto_profile(device: torch.device) -> Choice:
 
 def seed_everything(seed: int) -> None:
     """Seed every generator a lesson may touch, so a re-run shows the same pictures and numbers."""
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise MMLessonError(f"seed must be a non-negative integer, got {seed!r}.")
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
+        raise InputError(
+            f"seed must be a non-negative integer up to 2**64 - 1 (torch's seeds are 64 bits), got {seed!r}."
+        )
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -229,6 +232,10 @@ def _container_headroom(cgroup: Path) -> int | None:
 
 
 _current: Runtime | None = None
+# The variables a quiet decision (`current()` without `setup()`) was made for; None after `setup()`, whose
+# decision stands until the next `setup()`.
+_decided_for: tuple[str, ...] | None = None
+REQUEST_VARIABLES = ("MMLESSON_DEVICE", "MMLESSON_PROFILE", "MMLESSON_THREADS", "MMLESSON_CACHE")
 
 
 def resolve(
@@ -259,11 +266,11 @@ def setup(
     verbose: bool = True,
 ) -> Runtime:
     """Choose device and profile, seed everything, limit threads, print why; call once per notebook."""
-    global _current
+    global _current, _decided_for
     runtime = resolve(profile, seed, device, threads)
     seed_everything(seed)
     torch.set_num_threads(runtime.threads)
-    _current = runtime
+    _current, _decided_for = runtime, None
     if verbose:
         print(runtime.summary())
     return runtime
@@ -281,5 +288,14 @@ def profile_and_device(
 
 
 def current() -> Runtime:
-    """The runtime of the last `setup()`; without one, decide quietly (and seed nothing)."""
-    return _current if _current is not None else resolve()
+    """The runtime of the last `setup()`; without one, decide quietly (and seed nothing), once.
+
+    The quiet decision is kept, so that the `auto` profile's checks (the cache, a network probe) run once
+    per process rather than at every `load_*` call; it is made again only when one of the MMLESSON_*
+    variables it depends on has changed since.
+    """
+    global _current, _decided_for
+    asked = tuple(os.environ.get(name, "") for name in REQUEST_VARIABLES)
+    if _current is None or (_decided_for is not None and _decided_for != asked):
+        _current, _decided_for = resolve(), asked
+    return _current

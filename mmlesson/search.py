@@ -7,15 +7,23 @@ about three decimals). `ImageIndex.approximate` hands the same vectors to FAISS,
 for the millions where exact search gets slow, and `recall_at_k` measures what that speed costs.
 
 An index is saved as one `.safetensors` file, never a pickle: opening a shared index cannot run code. It
-records the model that made the embeddings (vectors of different models are not comparable), the items' ids
-and a sha256 checksum, so a damaged file is refused instead of giving quietly wrong answers.
+records the model that made the embeddings (vectors of different models are not comparable), the items' ids,
+the items the build skipped, and a sha256 checksum over all of it, so a damaged file is refused instead of
+giving quietly wrong answers. Whatever is wrong with a file (truncated, edited, not an index at all), `load`
+says so with one message, a `DamagedIndexError`.
+
+What a learner passes is checked before PIL or FAISS sees it: they would resize a 3 KB PNG of 1,000,000 x 1
+pixels into gigabytes, crash the process on `m=1`, or quietly return too few hits on `ef_search=-1`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+import math
+import numbers
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,18 +37,33 @@ from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from mmlesson.assets import written_atomically
-from mmlesson.clip import ClipBundle, ImageInput, check_positive_int
+from mmlesson.clip import ClipBundle, ImageInput, InputError, check_positive_int
 from mmlesson.data import load_image
+from mmlesson.errors import MMLessonError
 
 FORMAT = "mmlesson-image-index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 1: the checksum covered embeddings, ids and model; 2: all of the file's content
 DTYPES = (torch.float32, torch.float16)
-FAISS_PARAMS = {"ivf": {"nlist", "nprobe"}, "hnsw": {"m", "ef_search"}}
+FAISS_PARAMS = {"ivf": ("nlist", "nprobe"), "hnsw": ("m", "ef_search", "ef_construction")}
+HNSW_MAX_M = 256  # links per vector take 2 * m * 4 bytes: at 256, as much as a float32 512-d vector
+HNSW_MAX_EF = 4096  # candidates kept per query or insertion: recall stops improving after a few hundred
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
 ROWS_PER_CHUNK = 65536  # rows normalized, hashed or handed to FAISS at a time: bounded extra memory
 SCORES_PER_PASS = 2**24  # query-image scores held at once (64 MB), however many queries and images
 
 Query = str | ImageInput | torch.Tensor
+
+
+class DamagedIndexError(MMLessonError, ValueError):
+    """A file `ImageIndex.load` cannot use: damaged, truncated, edited, or not an index saved by `save`."""
+
+
+class _Malformed(Exception):
+    """What is wrong with an index file; `ImageIndex.load` raises a DamagedIndexError naming the file."""
+
+
+class _ChecksumMismatch(_Malformed):
+    """The file is an index by its header and layout, but its bytes are not the ones that were saved."""
 
 
 @dataclass(frozen=True)
@@ -72,18 +95,19 @@ class ImageIndex:
         skipped: Sequence[tuple[str, str]] = (),
         dtype: torch.dtype | None = None,
     ) -> None:
+        embeddings = _real_tensor(embeddings, "embeddings")
         if embeddings.ndim != 2 or len(embeddings) != len(ids):
-            raise ValueError(
+            raise InputError(
                 f"embeddings must be [N, D] with one id per row; "
                 f"got {tuple(embeddings.shape)} and {len(ids)} ids"
             )
         if len(ids) == 0:
-            raise ValueError("an image index needs at least one image")
+            raise InputError("an image index needs at least one image")
         self.embeddings = _normalized_rows(embeddings.detach(), _storage_dtype(embeddings, dtype))
         self.ids = [str(i) for i in ids]
-        self.model_name = model_name
+        self.model_name = str(model_name)
         self.bundle = bundle
-        self.skipped = list(skipped)
+        self.skipped = [(str(item), str(reason)) for item, reason in skipped]
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -108,30 +132,34 @@ class ImageIndex:
         """Embed every readable image of `images` (a list, or a folder whose image files are taken sorted).
 
         A gallery gathered from the web always holds a few broken files; they are skipped and listed in
-        `index.skipped` with the reason, so one bad file does not cost the whole build.
+        `index.skipped` with the reason, so one bad file does not cost the whole build. So are images too
+        thin to resize for the model (see `data.load_image`): a 3 KB PNG of 1,000,000 x 1 pixels would take
+        gigabytes once its shorter side is resized to the model's input size.
         """
-        check_positive_int(batch_size, "batch_size")
+        batch_size = check_positive_int(batch_size, "batch_size")
+        dtype = _check_dtype(dtype)  # now, not after embedding the whole gallery
         items, ids = _gallery(images)
         embeddings, kept_ids, skipped = [], [], []
         with tqdm(total=len(items), desc="Embedding images", unit="image", disable=not progress) as bar:
             for start in range(0, len(items), batch_size):
                 batch = slice(start, start + batch_size)
-                images, batch_ids, batch_skipped = _load_batch(items[batch], ids[batch])
-                if images:
-                    embeddings.append(bundle.encode_images(bundle.preprocess_batch(images), batch_size))
+                loaded, batch_ids, batch_skipped = _load_batch(items[batch], ids[batch], bundle.image_size)
+                if loaded:
+                    embeddings.append(bundle.encode_images(bundle.preprocess_batch(loaded), batch_size))
                     kept_ids += batch_ids
                 skipped += batch_skipped
-                bar.update(len(images) + len(batch_skipped))
+                bar.update(len(loaded) + len(batch_skipped))
         if not kept_ids:
             reasons = "; ".join(f"{item}: {reason}" for item, reason in skipped[:3])
-            raise ValueError(f"none of the {len(items)} images could be read ({reasons})")
+            raise InputError(f"none of the {len(items)} images could be read ({reasons})")
         return cls(torch.cat(embeddings), kept_ids, bundle.name, bundle, skipped, dtype)
 
     def search(self, query: Query, k: int = 10) -> list[Hit]:
         """The `k` gallery images most similar to `query`, best first (exact cosine similarity).
 
         query: a text (a `str` is always read as text; pass a `pathlib.Path` for an image file), a PIL
-        image, a numpy image array, or an embedding (a 1-D tensor or numpy array of length `dim`).
+        image, a numpy image array, or an embedding (`query_vector` says how arrays are told apart).
+        k: how many hits, a positive whole number (numpy's too); all images when the gallery has fewer.
         """
         return self.search_many([query], k)[0]
 
@@ -141,7 +169,7 @@ class ImageIndex:
         Texts are embedded in one batch and scores computed for many queries per pass over the gallery,
         so this is much faster than a loop over `search`.
         """
-        check_positive_int(k, "k")
+        k = check_positive_int(k, "k")
         results = []
         for chunk in self.query_vectors(queries).split(max(1, SCORES_PER_PASS // len(self))):
             top = torch.topk(self._similarities(chunk), min(k, len(self)), dim=1)
@@ -149,14 +177,24 @@ class ImageIndex:
         return results
 
     def query_vector(self, query: Query) -> torch.Tensor:
-        """The normalized embedding [D] of a query, computed with the index's model where needed."""
-        if isinstance(query, torch.Tensor) or (isinstance(query, np.ndarray) and query.ndim == 1):
-            return self._check_embedding(torch.as_tensor(query))
+        """The normalized embedding [D] of a query, computed with the index's model where needed.
+
+        What a query is follows from its type and shape alone, never from its values:
+        - a `str` is a text (pass a `pathlib.Path` for an image file);
+        - a `Path`, a PIL image, or a numpy array of two or more rows ([H, W] or [H, W, C], whatever its
+          dtype, e.g. uint8 [H, W, 3]) is an image;
+        - a torch tensor, or a numpy array of shape [D] or [1, D] (one row, whatever its dtype), is an
+          embedding: [1, D] is how one embedding comes out of a model or a slice `embeddings[i : i + 1]`,
+          while a picture one pixel tall is of no use as a query.
+        """
+        if _is_embedding(query):
+            return self._check_embedding(query)
         if isinstance(query, str):
             return self._require_bundle("a text query").encode_texts(query)[0]
         if isinstance(query, (Image.Image, Path, np.ndarray)):
-            return self._require_bundle("an image query").encode_images(query)[0]
-        raise TypeError(
+            bundle = self._require_bundle("an image query")
+            return bundle.encode_images(load_image(query, resize_to=bundle.image_size))[0]
+        raise InputError(
             "search takes a text, a PIL image, a Path, an image array or an embedding, "
             f"got {type(query).__name__}"
         )
@@ -164,15 +202,18 @@ class ImageIndex:
     def query_vectors(self, queries: Sequence[Query] | torch.Tensor) -> torch.Tensor:
         """Normalized embeddings [Q, D] of many queries; a list of texts is embedded in one batch."""
         if isinstance(queries, (torch.Tensor, np.ndarray)):
-            queries = torch.as_tensor(queries)
+            queries = _real_tensor(queries, "embedding queries")
             if queries.ndim != 2:
-                raise ValueError(f"embedding queries must be [Q, {self.dim}], got {tuple(queries.shape)}")
+                raise InputError(
+                    f"embedding queries must be [Q, {self.dim}], got {tuple(queries.shape)}; "
+                    "to search with images, pass a list of them"
+                )
         elif isinstance(queries, str) or not isinstance(queries, Sequence):
-            raise TypeError(
+            raise InputError(
                 "search_many takes a list of queries or a [Q, D] tensor; for one query use search"
             )
         if len(queries) == 0:
-            raise ValueError("search_many got no queries")
+            raise InputError("search_many got no queries")
         if not isinstance(queries, torch.Tensor) and all(isinstance(q, str) for q in queries):
             return self._require_bundle("a text query").encode_texts(list(queries))
         return torch.stack([self.query_vector(query) for query in queries])
@@ -186,8 +227,8 @@ class ImageIndex:
             "version": str(FORMAT_VERSION),
             "model": self.model_name,
             "skipped": json.dumps(self.skipped),
-            "sha256": _checksum(self.embeddings, ids, self.model_name),
         }
+        metadata["sha256"] = _checksum(self.embeddings, ids, metadata)
         with written_atomically(path) as temporary:
             save_file({"embeddings": self.embeddings, "ids": ids}, str(temporary), metadata)
         return path
@@ -196,36 +237,45 @@ class ImageIndex:
     def load(cls, path: str | Path, bundle: ClipBundle | None = None) -> ImageIndex:
         """Read an index saved by `save`; pass the `bundle` that built it to search by text or image.
 
-        Refuses a damaged file, a file that is not an index, and a bundle of another model.
+        Refuses a bundle of another model, and, with one message (a `DamagedIndexError`), any file that is
+        not what `save` wrote: damaged, truncated, edited, or not an index at all. Files of format version
+        1 (whose checksum did not yet cover the list of skipped items) still load.
         """
         path = Path(path)
         tensors, metadata = _read_index_file(path)
-        if metadata.get("format") != FORMAT:
-            raise ValueError(f"{path} is a safetensors file but not an image index saved by ImageIndex.save")
-        if int(metadata.get("version", 0)) > FORMAT_VERSION:
-            raise ValueError(f"{path} was saved by a newer mmlesson; upgrade it (pip install -U mmlesson)")
-        embeddings, ids = tensors["embeddings"], tensors["ids"]
-        if metadata.get("sha256") != _checksum(embeddings, ids, metadata.get("model", "")):
-            raise ValueError(
-                f"{path} is damaged (its checksum does not match its contents): rebuild the index"
-            )
-        model = metadata["model"]
+        version = _format_version(path, metadata)
+        try:
+            embeddings, ids, model, skipped = _decode_index(tensors, metadata, version)
+        except _Malformed as error:
+            raise DamagedIndexError(
+                _damaged(path, str(error), isinstance(error, _ChecksumMismatch))
+            ) from None
         if bundle is not None and bundle.name != model:
-            raise ValueError(
+            raise InputError(
                 f"{path} was built with {model}, you passed {bundle.name}: embeddings of different models "
                 f"are not comparable. Load the model {model}, or rebuild the index with yours."
             )
-        skipped = [tuple(pair) for pair in json.loads(metadata.get("skipped", "[]"))]
-        return cls(embeddings, json.loads(bytes(ids.numpy())), model, bundle, skipped)
+        try:
+            return cls(embeddings, ids, model, bundle, skipped)
+        except ValueError as error:  # checksum-valid yet unusable: NaN, a row of zeros, no rows
+            raise DamagedIndexError(_damaged(path, str(error))) from None
 
     def approximate(self, kind: str = "ivf", **params: int) -> ApproximateIndex:
         """An approximate FAISS index over the same embeddings.
 
-        kind "ivf": k-means cells, searching `nprobe` of `nlist` cells; "hnsw": a neighbour graph with `m`
-        links per node, searching `ef_search` candidates. Larger `nprobe`/`ef_search`: better recall, slower.
-        FAISS keeps its own copy of the vectors, in this index's precision (float16 stays float16).
+        kind "ivf": k-means cells, searching `nprobe` (1..nlist; default nlist // 16) of `nlist` cells
+        (1..number of vectors; default its square root). kind "hnsw": a neighbour graph with `m` links per
+        node (2..256; default 32), built keeping `ef_construction` candidates (1..4096; default 40) and
+        searched keeping `ef_search` (1..4096; default 64). FAISS keeps at least k candidates, so k hits
+        still come back when k > ef_search. Larger `nprobe`/`ef_search`: better recall, slower.
+
+        Each parameter must be a whole number (numpy's too) in its range, checked before FAISS sees it:
+        out of range, FAISS crashes the process (m=1), aborts it (m=0), allocates gigabytes (m=-1) or
+        quietly returns too few hits (ef_search=-1). FAISS keeps its own copy of the vectors, in this
+        index's precision (float16 stays float16).
         """
-        return ApproximateIndex(self, _faiss_index(self.embeddings, kind, params), kind)
+        settings = _faiss_settings(kind, params, len(self))
+        return ApproximateIndex(self, _faiss_index(self.embeddings, kind, settings), kind, settings)
 
     def _similarities(self, queries: torch.Tensor) -> torch.Tensor:
         """Cosine similarities [Q, N] of normalized queries with every gallery image.
@@ -241,20 +291,29 @@ class ImageIndex:
     def _hits(self, indices: list[int], scores: list[float]) -> list[Hit]:
         return [Hit(rank, i, self.ids[i], score) for rank, (i, score) in enumerate(zip(indices, scores))]
 
-    def _check_embedding(self, vector: torch.Tensor) -> torch.Tensor:
+    def _check_embedding(self, query: torch.Tensor | np.ndarray) -> torch.Tensor:
+        """An embedding query [D] or [1, D] as a normalized float32 vector [D]."""
+        vector = _real_tensor(query, "an embedding query")
+        if vector.ndim == 2 and len(vector) == 1:
+            vector = vector[0]
         if vector.ndim != 1 or len(vector) != self.dim:
-            raise ValueError(
-                f"an embedding query must be 1-D of length {self.dim} (this index's dimension); "
-                f"got shape {tuple(vector.shape)}, length {vector.shape[-1] if vector.ndim else 0}"
+            hint = " (a tensor is read as an embedding: pass an image as a PIL image or a Path)"
+            raise InputError(
+                f"an embedding query must be 1-D of length {self.dim} (this index's dimension) or "
+                f"[1, {self.dim}]; got shape {tuple(vector.shape)}, "
+                f"length {vector.shape[-1] if vector.ndim else 0}{hint if vector.ndim >= 3 else ''}"
             )
         vector = vector.detach().float().cpu()
         if not torch.isfinite(vector).all() or not vector.any():
-            raise ValueError("an embedding query must be finite and not all zeros")
+            raise InputError(
+                "an embedding query must be finite and not all zeros; this one holds NaN, infinite values "
+                "or only zeros: check how it was computed"
+            )
         return F.normalize(vector, dim=0)
 
     def _require_bundle(self, what: str) -> ClipBundle:
         if self.bundle is None:
-            raise ValueError(
+            raise InputError(
                 f"{what} needs the CLIP model that built this index ({self.model_name}): load the index with "
                 "ImageIndex.load(path, bundle=...), or search with an embedding"
             )
@@ -264,13 +323,20 @@ class ImageIndex:
 class ApproximateIndex:
     """A FAISS index over an `ImageIndex`'s embeddings, searched like it (inner product = cosine)."""
 
-    def __init__(self, exact: ImageIndex, faiss_index: Any, kind: str) -> None:
+    def __init__(
+        self, exact: ImageIndex, faiss_index: Any, kind: str, params: dict[str, int] | None = None
+    ) -> None:
         self.exact = exact
         self.faiss_index = faiss_index
         self.kind = kind
+        self.params = dict(params or {})  # what FAISS was given, defaults included
 
     def __len__(self) -> int:
         return len(self.exact)
+
+    def __repr__(self) -> str:
+        settings = "".join(f", {name}={value}" for name, value in self.params.items())
+        return f"ApproximateIndex({self.kind!r}{settings}, {len(self)} images)"
 
     def search(self, query: Query, k: int = 10) -> list[Hit]:
         """The approximate `k` best gallery images for `query` (same queries as `ImageIndex.search`)."""
@@ -278,7 +344,7 @@ class ApproximateIndex:
 
     def search_many(self, queries: Sequence[Query] | torch.Tensor, k: int = 10) -> list[list[Hit]]:
         """`search` for many queries in one FAISS call."""
-        check_positive_int(k, "k")
+        k = check_positive_int(k, "k")
         vectors = self.exact.query_vectors(queries).numpy()
         scores, indices = self.faiss_index.search(vectors, min(k, len(self)))
         found = indices >= 0  # FAISS pads with -1 when the cells it searched hold fewer than k images
@@ -293,7 +359,7 @@ class ApproximateIndex:
 def recall_at_k(exact_hits: Sequence[Sequence[Hit]], approx_hits: Sequence[Sequence[Hit]]) -> float:
     """The share of the exact top-k that the approximate search also found, averaged over queries."""
     if len(exact_hits) != len(approx_hits) or not exact_hits:
-        raise ValueError(
+        raise InputError(
             f"need the same, nonzero number of queries; got {len(exact_hits)} and {len(approx_hits)}"
         )
     shares = [
@@ -313,7 +379,7 @@ def synthetic_embeddings(
     to real embeddings, where similar images gather. Vectors of the same `seed` are identical everywhere.
     """
     if n < 1 or dim < 1 or clusters < 0 or spread <= 0:
-        raise ValueError(f"need n, dim >= 1, clusters >= 0, spread > 0; got {n}, {dim}, {clusters}, {spread}")
+        raise InputError(f"need n, dim >= 1, clusters >= 0, spread > 0; got {n}, {dim}, {clusters}, {spread}")
     generator = torch.Generator().manual_seed(seed)
     centers = F.normalize(torch.randn(clusters, dim, generator=generator), dim=1) if clusters else None
     vectors = torch.empty(n, dim, dtype=dtype)
@@ -326,11 +392,21 @@ def synthetic_embeddings(
     return vectors
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Checking what the learner passes
+
+
 def _storage_dtype(embeddings: torch.Tensor, dtype: torch.dtype | None) -> torch.dtype:
     if dtype is None:
         return torch.float16 if embeddings.dtype == torch.float16 else torch.float32
+    return _check_dtype(dtype)
+
+
+def _check_dtype(dtype: Any) -> torch.dtype:
     if dtype not in DTYPES:
-        raise ValueError(f"an index stores float32 or float16 embeddings, not {dtype}")
+        raise InputError(
+            f"an index stores float32 or float16 embeddings, not {dtype}; e.g. dtype=torch.float16"
+        )
     return dtype
 
 
@@ -340,10 +416,10 @@ def _normalized_rows(embeddings: torch.Tensor, dtype: torch.dtype) -> torch.Tens
     Rows that are already so are shared, not copied: a million float16 embeddings is a gigabyte.
     """
     if not embeddings.is_floating_point():
-        raise ValueError(f"embeddings must be floating point, got {embeddings.dtype}")
+        raise InputError(f"embeddings must be floating point, got {embeddings.dtype}")
     norms = torch.cat([chunk.float().norm(dim=1).cpu() for chunk in embeddings.split(ROWS_PER_CHUNK)])
     if not torch.isfinite(norms).all() or not norms.all():
-        raise ValueError("embeddings must be finite, and no row may be all zeros")
+        raise InputError("embeddings must be finite, and no row may be all zeros")
     tolerance = 1e-3 if dtype == torch.float16 else 1e-5
     stored_as_is = (
         embeddings.dtype == dtype and embeddings.device.type == "cpu" and embeddings.is_contiguous()
@@ -357,36 +433,145 @@ def _normalized_rows(embeddings: torch.Tensor, dtype: torch.dtype) -> torch.Tens
     return result
 
 
+def _real_tensor(value: Any, what: str) -> torch.Tensor:
+    """`value`, a tensor or numpy array, as a tensor of real numbers; else an error naming `what`."""
+    if not isinstance(value, (torch.Tensor, np.ndarray)):
+        raise InputError(f"{what} must be a torch tensor or a numpy array, got {type(value).__name__}")
+    if isinstance(value, np.ndarray) and value.dtype.kind not in "biuf":
+        raise InputError(f"{what} must hold real numbers, got a numpy array of dtype {value.dtype}")
+    tensor = torch.as_tensor(value)
+    if tensor.is_complex():
+        raise InputError(f"{what} must hold real numbers, got {tensor.dtype}")
+    return tensor
+
+
+def _is_embedding(query: Any) -> bool:
+    """A torch tensor, or a numpy array [D] or [1, D]: see `ImageIndex.query_vector`."""
+    if isinstance(query, np.ndarray):
+        return query.ndim == 1 or (query.ndim == 2 and query.shape[0] == 1)
+    return isinstance(query, torch.Tensor)
+
+
+def _whole_number(name: str, value: Any, low: int, high: int, means: str) -> int:
+    """`value` as an int, if it is a whole number (numpy's too, never a bool) from `low` to `high`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
+        raise InputError(f"{name} must be a whole number from {low} to {high}, got {value!r}: {means}")
+    return int(value)
+
+
+def _faiss_settings(kind: Any, params: dict[str, Any], n: int) -> dict[str, int]:
+    """The parameters FAISS gets for `n` vectors, defaults filled in, every one checked first: FAISS
+    itself crashes, aborts the process, allocates gigabytes or quietly misbehaves on bad values."""
+    if not isinstance(kind, str) or kind not in FAISS_PARAMS:
+        raise InputError(f"unknown kind {kind!r}; choose 'ivf' or 'hnsw'")
+    unknown = sorted(set(params) - set(FAISS_PARAMS[kind]))
+    if unknown:
+        raise InputError(f"unknown {kind} parameters {unknown}; it takes {', '.join(FAISS_PARAMS[kind])}")
+    return _ivf_settings(params, n) if kind == "ivf" else _hnsw_settings(params)
+
+
+def _ivf_settings(params: dict[str, Any], n: int) -> dict[str, int]:
+    cells = max(1, math.isqrt(n))
+    nlist = _whole_number(
+        "nlist",
+        params.get("nlist", cells),
+        1,
+        n,
+        f"the number of k-means cells, each trained on at least one of the {n} vectors; about the square "
+        f"root of the number of vectors is usual, e.g. nlist={cells}",
+    )
+    probes = max(1, nlist // 16)
+    nprobe = _whole_number(
+        "nprobe",
+        params.get("nprobe", probes),
+        1,
+        nlist,
+        f"the cells searched for each query, at most all {nlist}; more finds more and is slower, "
+        f"e.g. nprobe={probes}",
+    )
+    return {"nlist": nlist, "nprobe": nprobe}
+
+
+def _hnsw_settings(params: dict[str, Any]) -> dict[str, int]:
+    m = _whole_number(
+        "m",
+        params.get("m", 32),
+        2,
+        HNSW_MAX_M,
+        "the links each vector keeps in the graph. FAISS crashes below 2, and above 256 the links take more "
+        "memory than the vectors themselves, for no better recall; 16 to 64 is usual, e.g. m=32",
+    )
+    ef_search = _whole_number(
+        "ef_search",
+        params.get("ef_search", 64),
+        1,
+        HNSW_MAX_EF,
+        "the candidates kept while searching (FAISS keeps at least k); more finds more and is slower, "
+        "e.g. ef_search=64",
+    )
+    ef_construction = _whole_number(
+        "ef_construction",
+        params.get("ef_construction", 40),
+        1,
+        HNSW_MAX_EF,
+        "the candidates kept while adding each vector; the build time grows in proportion, and past a few "
+        "hundred the graph gets no better, e.g. ef_construction=40 (FAISS's default)",
+    )
+    return {"m": m, "ef_search": ef_search, "ef_construction": ef_construction}
+
+
 def _gallery(images: Sequence[ImageInput] | str | Path) -> tuple[list, list[str]]:
     """The items to embed and their ids: a file's path, else the item's position in the list."""
     if isinstance(images, (str, Path)):
-        folder = Path(images).expanduser()
-        if not folder.is_dir():
-            raise ValueError(f"{folder} is not a folder; pass a folder of images or a list of images")
-        items = sorted(
-            (p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
-            key=lambda p: p.name,
+        items = _folder_images(Path(images).expanduser())
+    elif isinstance(images, Image.Image) or not isinstance(images, Iterable):
+        raise InputError(
+            f"build takes a list of images or a folder of image files, got {type(images).__name__}; "
+            "for one image pass [image]"
         )
     else:
         items = list(images)
     if not items:
-        raise ValueError(
+        raise InputError(
             f"the gallery is empty: {images!r} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
         )
     ids = [str(item) if isinstance(item, (str, Path)) else str(k) for k, item in enumerate(items)]
     return items, ids
 
 
-def _load_batch(items: list, ids: list[str]) -> tuple[list[Image.Image], list[str], list[tuple[str, str]]]:
-    """The readable images of a batch with their ids, and (id, reason) for each unreadable one."""
+def _folder_images(folder: Path) -> list[Path]:
+    """The image files of a folder, sorted by name; a folder that may not be read is named as such."""
+    try:
+        if not folder.is_dir():
+            raise InputError(f"{folder} is not a folder; pass a folder of images or a list of images")
+        return sorted(
+            (p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
+            key=lambda p: p.name,
+        )
+    except PermissionError:
+        raise InputError(
+            f"the folder {folder} cannot be read: permission denied. Give yourself access (chmod u+rx on "
+            "it and the folders above it), or pass a list of the images you can read"
+        ) from None
+
+
+def _load_batch(
+    items: list, ids: list[str], resize_to: int
+) -> tuple[list[Image.Image], list[str], list[tuple[str, str]]]:
+    """The usable images of a batch with their ids, and (id, reason) for each one that is not: unreadable,
+    or too thin to resize to the model's input size `resize_to`."""
     images, kept, skipped = [], [], []
     for item, item_id in zip(items, ids):
         try:
-            images.append(load_image(item))
+            images.append(load_image(item, resize_to=resize_to))
             kept.append(item_id)
         except (ValueError, TypeError, OSError) as error:
             skipped.append((item_id, str(error)))
     return images, kept, skipped
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Index files
 
 
 def _ids_tensor(ids: list[str]) -> torch.Tensor:
@@ -394,60 +579,145 @@ def _ids_tensor(ids: list[str]) -> torch.Tensor:
     return torch.frombuffer(bytearray(json.dumps(ids).encode("utf-8")), dtype=torch.uint8)
 
 
-def _checksum(embeddings: torch.Tensor, ids: torch.Tensor, model: str) -> str:
-    """sha256 of the embeddings' bytes, the ids and the model name: any edited byte changes it."""
+def _checksum(embeddings: torch.Tensor, ids: torch.Tensor, metadata: dict[str, str]) -> str:
+    """sha256 of everything an index file holds: every metadata entry but the checksum itself, the tensors'
+    dtypes and shapes, and their bytes. Any edited byte changes it, in the header too."""
     digest = hashlib.sha256()
-    for start in range(0, len(embeddings), ROWS_PER_CHUNK):  # hashed in place, chunk by chunk: no copy
-        digest.update(embeddings[start : start + ROWS_PER_CHUNK].numpy().data)
+    header = {key: value for key, value in metadata.items() if key != "sha256"}
+    layout = {name: [str(t.dtype), list(t.shape)] for name, t in (("embeddings", embeddings), ("ids", ids))}
+    digest.update(json.dumps([header, layout], sort_keys=True).encode("utf-8"))
+    _hash_rows(digest, embeddings)
+    digest.update(ids.numpy().data)
+    return digest.hexdigest()
+
+
+def _checksum_v1(embeddings: torch.Tensor, ids: torch.Tensor, model: str) -> str:
+    """The checksum of format version 1: the embeddings' bytes, the ids and the model name."""
+    digest = hashlib.sha256()
+    _hash_rows(digest, embeddings)
     digest.update(ids.numpy().data)
     digest.update(b"\0" + model.encode("utf-8"))
     return digest.hexdigest()
 
 
+def _hash_rows(digest: Any, embeddings: torch.Tensor) -> None:
+    for start in range(0, len(embeddings), ROWS_PER_CHUNK):  # hashed in place, chunk by chunk: no copy
+        digest.update(embeddings[start : start + ROWS_PER_CHUNK].numpy().data)
+
+
+def _damaged(path: Path, detail: str, surely_an_index: bool = False) -> str:
+    """The one message for every file `load` cannot use: what was found, and what to do. Only a file whose
+    header and layout are an index's, and whose checksum fails, is surely an index."""
+    what = "damaged" if surely_an_index else "damaged or is not an image index saved by ImageIndex.save"
+    return f"{path} is {what} ({detail}): rebuild the index"
+
+
 def _read_index_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """The tensors and header metadata of an index file; a file that does not parse is refused."""
-    if not path.is_file():
-        raise FileNotFoundError(f"no index file at {path}")
+    """The two tensors and the header metadata of an index file; a file that does not parse is refused."""
     try:
-        with safe_open(str(path), framework="pt") as file:
-            metadata = file.metadata() or {}
-            tensors = {name: file.get_tensor(name) for name in file.keys()}
-    except (SafetensorError, OSError) as error:
-        raise ValueError(
-            f"{path} is damaged or is not an image index ({error}): rebuild the index and save it again"
+        return _read_tensors(path)
+    except PermissionError:
+        raise InputError(
+            f"{path} cannot be read: permission denied. Give yourself read access (chmod u+r), or copy it"
         ) from None
-    embeddings, ids = tensors.get("embeddings"), tensors.get("ids")
-    if embeddings is None or embeddings.dtype not in DTYPES or embeddings.ndim != 2 or ids is None:
-        raise ValueError(f"{path} holds no [N, D] 'embeddings' and 'ids': it is not an image index")
-    return tensors, metadata
+    except FileNotFoundError:
+        raise
+    except (SafetensorError, _Malformed) as error:
+        raise DamagedIndexError(_damaged(path, str(error))) from None
+    except OSError as error:  # a directory, a device, a read error
+        raise DamagedIndexError(_damaged(path, error.strerror or str(error))) from None
 
 
-def _faiss_index(embeddings: torch.Tensor, kind: str, params: dict[str, int]) -> Any:
-    """A trained, filled FAISS inner-product index of `kind`, storing vectors in the embeddings' precision."""
-    faiss = _import_faiss()
-    if kind not in FAISS_PARAMS:
-        raise ValueError(f"unknown kind {kind!r}; choose 'ivf' or 'hnsw'")
-    unknown = set(params) - FAISS_PARAMS[kind]
-    if unknown:
-        raise ValueError(
-            f"unknown {kind} parameters {sorted(unknown)}; it takes {sorted(FAISS_PARAMS[kind])}"
+def _read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    if not path.exists():
+        raise FileNotFoundError(f"no index file at {path}: check the path")
+    path.open("rb").close()  # safetensors calls a file it may not read "missing": let the system say why
+    with safe_open(str(path), framework="pt") as file:
+        metadata = file.metadata() or {}
+        names = sorted(file.keys())
+        if names != ["embeddings", "ids"]:
+            raise _Malformed(f"it holds the tensors {names[:5]}, not 'embeddings' and 'ids'")
+        return {name: file.get_tensor(name) for name in names}, metadata
+
+
+def _format_version(path: Path, metadata: dict[str, str]) -> int:
+    """The file's format version; a file of a newer version is refused with advice, not as damaged."""
+    if metadata.get("format") != FORMAT:
+        raise DamagedIndexError(_damaged(path, "its header does not name the image index format"))
+    version = metadata.get("version", "")
+    if not re.fullmatch(r"[1-9][0-9]{0,5}", version):
+        raise DamagedIndexError(_damaged(path, f"its format version {version[:20]!r} is not a number"))
+    if int(version) > FORMAT_VERSION:
+        raise InputError(
+            f"{path} was saved by a newer mmlesson (index format {version}): pip install -U mmlesson"
         )
+    return int(version)
+
+
+def _decode_index(
+    tensors: dict[str, torch.Tensor], metadata: dict[str, str], version: int
+) -> tuple[torch.Tensor, list[str], str, list[tuple[str, str]]]:
+    """(embeddings, ids, model, skipped) of a file, every part checked: a crafted file can carry a valid
+    checksum and still hold ids that are no JSON, a skipped list of numbers or a missing model name."""
+    embeddings, ids = tensors["embeddings"], tensors["ids"]
+    if embeddings.dtype not in DTYPES or embeddings.ndim != 2:
+        raise _Malformed(f"its embeddings are {embeddings.dtype} {list(embeddings.shape)}, not [N, D] floats")
+    if ids.dtype != torch.uint8 or ids.ndim != 1:
+        raise _Malformed(f"its ids are {ids.dtype} {list(ids.shape)}, not the bytes of a JSON list")
+    model = metadata.get("model", "")
+    expected = _checksum(embeddings, ids, metadata) if version >= 2 else _checksum_v1(embeddings, ids, model)
+    if metadata.get("sha256") != expected:
+        raise _ChecksumMismatch("its checksum does not match its contents")
+    if not model:
+        raise _Malformed("it names no model")
+    id_list = _json_list(bytes(ids.numpy()), "ids")
+    if len(id_list) != len(embeddings) or not all(isinstance(item, str) for item in id_list):
+        raise _Malformed(f"it holds {len(embeddings)} embeddings but not as many ids (strings)")
+    skipped = _json_list(metadata.get("skipped"), "skipped list")
+    if not all(_is_pair_of_strings(entry) for entry in skipped):
+        raise _Malformed("its skipped list is not a list of [item, reason] strings")
+    return embeddings, id_list, model, [tuple(entry) for entry in skipped]
+
+
+def _json_list(text: str | bytes | None, what: str) -> list:
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError, RecursionError):  # missing, not UTF-8, not JSON, nested too deep
+        raise _Malformed(f"its {what} is missing or not valid JSON") from None
+    if not isinstance(value, list):
+        raise _Malformed(f"its {what} is not a JSON list")
+    return value
+
+
+def _is_pair_of_strings(entry: Any) -> bool:
+    return isinstance(entry, list) and len(entry) == 2 and all(isinstance(part, str) for part in entry)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# FAISS
+
+
+def _faiss_index(embeddings: torch.Tensor, kind: str, settings: dict[str, int]) -> Any:
+    """A trained, filled FAISS inner-product index of `kind` with checked `settings` (see `_faiss_settings`),
+    storing vectors in the embeddings' precision."""
+    faiss = _import_faiss()
     half = embeddings.dtype == torch.float16
     fp16, metric, dim = faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT, embeddings.shape[1]
     cells = 1
     if kind == "ivf":
-        cells = params.get("nlist", max(1, int(np.sqrt(len(embeddings)))))
+        cells = settings["nlist"]
         quantizer = faiss.IndexFlatIP(dim)
         index = (
             faiss.IndexIVFScalarQuantizer(quantizer, dim, cells, fp16, metric)
             if half
             else faiss.IndexIVFFlat(quantizer, dim, cells, metric)
         )
-        index.nprobe = params.get("nprobe", max(1, cells // 16))
+        index.nprobe = settings["nprobe"]
     else:
-        m = params.get("m", 32)
+        m = settings["m"]
         index = faiss.IndexHNSWSQ(dim, fp16, m, metric) if half else faiss.IndexHNSWFlat(dim, m, metric)
-        index.hnsw.efSearch = params.get("ef_search", 64)
+        index.hnsw.efSearch = settings["ef_search"]
+        index.hnsw.efConstruction = settings["ef_construction"]
     index.train(_training_sample(embeddings, cells))  # IVF: k-means for the cells; HNSW: nothing to learn
     for start in range(0, len(embeddings), ROWS_PER_CHUNK):  # FAISS takes float32: a chunk at a time
         index.add(embeddings[start : start + ROWS_PER_CHUNK].float().numpy())

@@ -21,11 +21,9 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import pickle
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -35,14 +33,19 @@ from safetensors.torch import load_file, save_file
 from taming.modules.diffusionmodules.model import Decoder, Encoder
 from taming.modules.vqvae.quantize import VectorQuantizer2
 
-from mmlesson import assets, runtime
+from mmlesson import assets, checkpoints, runtime
 from mmlesson.assets import WEIGHTS_DIR
-from mmlesson.clip import ImageInput
+from mmlesson.clip import ImageInput, check_finite_pixels
 from mmlesson.data import load_image
 from mmlesson.errors import MMLessonError
 
 TINY_VQGAN_NAME = "mmlesson-tiny-vqgan"
 FULL_VQGAN_ASSET = "vqgan-imagenet-f16-16384"  # the checkpoint; its config is the "-config" asset
+# How many images one encoder or decoder pass takes. Memory goes to the feature maps at full resolution,
+# resolution**2 x ch floats per image each: 32 MB for the full profile's f16 model (256 px, 128 channels),
+# 0.5 MB for the tiny one (64 px, 32 channels). A budget of 256 MB per map keeps a full-profile pass at 8
+# images, within a free Colab T4, and lets the tiny model take 512 images at once.
+FEATURE_MAP_BUDGET = 256 * 2**20
 
 
 def tiny_vqgan_config() -> dict:
@@ -114,6 +117,12 @@ class VQGAN(torch.nn.Module):
         return self.config["n_embed"]
 
     @property
+    def images_per_pass(self) -> int:
+        """How many images `encode` and `decode` send through the network at once (FEATURE_MAP_BUDGET)."""
+        feature_map_bytes = self.resolution**2 * self.config["ddconfig"]["ch"] * 4
+        return max(1, FEATURE_MAP_BUDGET // feature_map_bytes)
+
+    @property
     def codebook(self) -> torch.Tensor:
         """The learned entries [n_embed, embed_dim]."""
         return self.quantize.embedding.weight
@@ -128,14 +137,16 @@ class VQGAN(torch.nn.Module):
         """Token indices [N, h, w] (long) of images: PIL images, paths, arrays, or a tensor [N, 3, H, W]
         in [0, 1]. Images are resized to the model's resolution; see `pixels` for the details."""
         with torch.no_grad():
-            _, indices, _ = self.quantize_latents(self.encode_latents(self.pixels(images)))
-        return indices
+            batches = self.pixels(images).split(self.images_per_pass)
+            return torch.cat([self.quantize_latents(self.encode_latents(batch))[1] for batch in batches])
 
     def decode(self, indices: torch.Tensor) -> torch.Tensor:
         """Images [N, 3, H, W] in [0, 1] painted from token indices [N, h, w] (or one grid [h, w])."""
-        indices = self.check_indices(indices)
+        batches = self.check_indices(indices).split(self.images_per_pass)
         with torch.no_grad():
-            return to_unit_range(self.decode_latents(self.latents_from_indices(indices)))
+            return torch.cat(
+                [to_unit_range(self.decode_latents(self.latents_from_indices(grids))) for grids in batches]
+            )
 
     def reconstruct(self, images: ImageInput | Sequence[ImageInput] | torch.Tensor) -> torch.Tensor:
         """Encode then decode: what survives the trip through the codebook, in [0, 1]."""
@@ -188,7 +199,7 @@ class VQGAN(torch.nn.Module):
             items = [images] if isinstance(images, ImageInput) else list(images)
             if not items:
                 raise ValueError("no images given: pass at least one image")
-            pixels = torch.stack([_square_tensor(load_image(item), size) for item in items])
+            pixels = torch.stack([_square_tensor(load_image(item, resize_to=size), size) for item in items])
         return (pixels * 2 - 1).to(self.device)
 
     def check_size(self, size: int) -> int:
@@ -257,6 +268,7 @@ def _check_unit_tensor(pixels: torch.Tensor) -> torch.Tensor:
         )
     if len(pixels) == 0:
         raise ValueError("no images given: the tensor is empty")
+    check_finite_pixels(pixels, "the tensor of images")
     if pixels.min() < -1e-3 or pixels.max() > 1 + 1e-3:
         raise ValueError(
             f"a tensor of images must hold values in [0, 1]; got {float(pixels.min()):.2f} to "
@@ -299,9 +311,9 @@ def load_tiny_vqgan(weights_dir: Path = WEIGHTS_DIR) -> VQGAN:
 def load_full_vqgan() -> VQGAN:
     """ImageNet f16-16384 with its official config, both fetched (pinned sha256) through `mmlesson.assets`.
 
-    The published checkpoint is a pickle. It is unpickled once, only after its hash matched, by an
-    unpickler that rebuilds tensors and nothing else; the weights are then kept as a safetensors copy in
-    the cache, so later loads never unpickle.
+    The published checkpoint is a pickle. `mmlesson.checkpoints` reads it once, from the very bytes whose
+    hash it checked, and rebuilds tensors and nothing else; the weights are then kept as a safetensors
+    copy in the cache, so later loads never unpickle.
     """
     config = _official_config(assets.fetch(f"{FULL_VQGAN_ASSET}-config"))
     model = VQGAN(config, FULL_VQGAN_ASSET)
@@ -326,46 +338,23 @@ def _cached_weights(name: str) -> dict[str, torch.Tensor]:
         expected = json.loads(record.read_text(encoding="utf-8"))
         if expected.get("source_sha256") == asset.sha256 and assets.matches(copy, expected.get("sha256", "")):
             return load_file(str(copy))
-    state = model_state_dict(assets.fetch(name))
-    _write_safetensors_copy(state, copy, {"source_sha256": asset.sha256})
+    state = model_state_dict(assets.fetch(name), asset.sha256)
+    if assets.write_problem(copy.parent) is None:  # a participant's read-only shared cache keeps no copy
+        _write_safetensors_copy(state, copy, {"source_sha256": asset.sha256})
     return state
 
 
-def model_state_dict(checkpoint: Path) -> dict[str, torch.Tensor]:
-    """The VQGAN weights of a taming (PyTorch Lightning) checkpoint, without its training-only parts.
+def model_state_dict(checkpoint: Path, sha256: str) -> dict[str, torch.Tensor]:
+    """The VQGAN weights of a taming (PyTorch Lightning) checkpoint whose sha256 is `sha256`, without its
+    training-only parts.
 
-    Lightning stores `state_dict` next to optimizer states and callbacks; the `loss.` entries are the
-    discriminator and LPIPS network used in training. Call this only on a file whose hash you checked.
+    `checkpoints.load_checkpoint` checks the hash and reads the `state_dict` without running anything in
+    the file. Its `loss.` entries are the discriminator and LPIPS network used in training, dropped here.
     """
-    with open(checkpoint, "rb") as file:
-        content = torch.load(file, map_location="cpu", pickle_module=_TENSORS_ONLY, weights_only=False)
-    state = content.get("state_dict", content) if isinstance(content, dict) else None
-    if not isinstance(state, dict) or not any(key.startswith("quantize.") for key in state):
+    state = checkpoints.load_checkpoint(checkpoint, sha256)
+    if not any(key.startswith("quantize.") for key in state):
         raise MMLessonError(f"{checkpoint.name} holds no VQGAN state_dict (no 'quantize.' weights).")
     return {key: value for key, value in state.items() if not key.startswith("loss.")}
-
-
-class _Inert:
-    """Stands in for any class a checkpoint names that is not a tensor or a container (e.g. Lightning's
-    callbacks): it takes its pickled state and does nothing, so unpickling runs no other package's code."""
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        self.args = args
-
-    def __setstate__(self, state: object) -> None:
-        self.state = state
-
-
-class _TensorsOnlyUnpickler(pickle.Unpickler):
-    TRUSTED = ("torch", "collections", "numpy", "_codecs")
-
-    def find_class(self, module: str, name: str) -> type:
-        if module.split(".")[0] in self.TRUSTED:
-            return super().find_class(module, name)
-        return type(name, (_Inert,), {"__module__": module})
-
-
-_TENSORS_ONLY = SimpleNamespace(Unpickler=_TensorsOnlyUnpickler, load=pickle.load, __name__="tensors_only")
 
 
 def _write_safetensors_copy(state: dict[str, torch.Tensor], path: Path, record: dict) -> None:
@@ -373,4 +362,5 @@ def _write_safetensors_copy(state: dict[str, torch.Tensor], path: Path, record: 
     with assets.written_atomically(path) as temporary:
         save_file({k: v.contiguous() for k, v in state.items()}, str(temporary))
     record = {**record, "sha256": assets.sha256_of(path)}
-    path.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    with assets.written_atomically(path.with_suffix(".json")) as temporary:
+        temporary.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")

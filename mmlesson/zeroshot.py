@@ -9,11 +9,12 @@ probabilities.
 
 from __future__ import annotations
 
+import string
 from collections.abc import Sequence
 
 import torch
 
-from mmlesson.clip import ClipBundle
+from mmlesson.clip import ClipBundle, InputError
 
 # Prompt sets. Photos: a few of the CLIP paper's ImageNet templates. Shapes: phrasings the tiny CLIP saw
 # in training (mmlesson.train.PROMPT_PREFIXES), so ensembling them averages over known wordings.
@@ -31,20 +32,21 @@ SHAPES_TEMPLATES = ("a {}", "a photo of a {}", "a picture of a {}", "an image of
 
 
 def _check_classnames(classnames: Sequence[str]) -> list[str]:
+    """The class names, stripped: a list of distinct, non-empty strings."""
     if isinstance(classnames, str):
-        raise TypeError(f"classnames must be a list of names, not one string: did you mean [{classnames!r}]?")
+        raise InputError(f"the class names must be a list, not one string: did you mean [{classnames!r}]?")
     names = [name.strip() if isinstance(name, str) else name for name in classnames]
     if not names:
-        raise ValueError("classnames is empty: give at least one class name")
+        raise InputError("no class names (labels) given: list at least one, e.g. ['cat', 'dog']")
     bad = [k for k, name in enumerate(names) if not isinstance(name, str) or not name]
     if bad:
-        raise ValueError(
+        raise InputError(
             f"class names must be non-empty strings; see position(s) {bad}: {[names[k] for k in bad]}"
         )
     seen: dict[str, int] = {}
     for k, name in enumerate(names):
         if name.lower() in seen:
-            raise ValueError(
+            raise InputError(
                 f"class name {name!r} appears twice (positions {seen[name.lower()]} and {k}): two identical "
                 "classes would split the probability between them. Remove one."
             )
@@ -53,18 +55,28 @@ def _check_classnames(classnames: Sequence[str]) -> list[str]:
 
 
 def _check_templates(templates: Sequence[str] | None) -> list[str]:
+    """The templates as a list; each must have exactly one empty field `{}`, where the class name goes."""
     templates = (
         ["{}"] if templates is None else ([templates] if isinstance(templates, str) else list(templates))
     )
     if not templates:
-        raise ValueError("templates is empty: pass None to use the bare class names, or a list of prompts")
+        raise InputError("templates is empty: pass None to use the bare class names, or a list of prompts")
     for template in templates:
-        if not isinstance(template, str) or template.count("{}") != 1:
-            raise ValueError(
-                "each template needs exactly one '{}' where the class name goes, e.g. 'a photo of a {}'; "
-                f"got {template!r}"
+        if not isinstance(template, str) or _fields(template) != [""]:
+            raise InputError(
+                f"the template {template!r} must hold exactly one '{{}}' where the class name goes and no "
+                "other {...} field, e.g. 'a photo of a {}' (write a brace that is part of the text twice: "
+                "'{{' or '}}')"
             )
     return templates
+
+
+def _fields(template: str) -> list[str] | None:
+    """The names of the template's `str.format` fields ('' for `{}`), or None if it cannot be parsed."""
+    try:
+        return [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
+    except ValueError:  # a single '{' or '}'
+        return None
 
 
 def build_classifier(

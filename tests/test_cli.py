@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import pytest
 
 from mmlesson import assets, cli
+from mmlesson.errors import MMLessonError
 
 
 def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess:
@@ -93,3 +95,35 @@ def test_fetch_full_offline_exits_nonzero_naming_what_is_missing(
 def test_unknown_command_and_profile_are_argparse_errors():
     result = run_cli("fetch", "--profile", "huge")
     assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_doctor_accepts_a_read_only_cache_that_holds_everything(
+    cache, full_profile_on_loopback, monkeypatch, capsys
+):
+    assert cli.main(["fetch", "--profile", "full", "--no-progress"]) == 0
+    monkeypatch.setattr(assets, "write_problem", lambda folder: PermissionError(errno.EACCES, "denied"))
+    assert cli.check_cache("full")[0]
+    assert "read-only (shared) and complete for the full profile" in cli.check_cache("full")[1]
+    (cache / "loopback.bin").unlink()
+    with pytest.raises(MMLessonError, match="not writable"):
+        cli.check_cache("full")
+
+
+def test_fetch_passes_the_deadline_and_notes_a_private_umask(cache, full_profile_on_loopback, capsys):
+    previous = os.umask(0o077)
+    try:
+        assert cli.main(["fetch", "--profile", "full", "--no-progress", "--deadline", "0"]) == 1
+    finally:
+        os.umask(previous)
+    out = capsys.readouterr().out
+    assert "your umask is 077" in out and "umask 022" in out
+    assert "deadline must be a number of seconds above 0" in out
+
+
+def test_assets_lists_an_unreadable_file_as_such(cache, full_profile_on_loopback, monkeypatch, capsys):
+    def unreadable(name: str) -> bool:
+        raise assets.CacheAccessError("belongs to user root")
+
+    monkeypatch.setattr(assets, "is_cached", unreadable)
+    assert cli.main(["assets"]) == 0
+    assert "unreadable" in capsys.readouterr().out

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
 from mmlesson import data
 from mmlesson.data import (
@@ -429,7 +429,8 @@ def test_load_image_converts_arrays(array, pixel):
         (np.zeros((8, 8, 2), np.uint8), ValueError, r"shape \(8, 8, 2\); expected \(H, W\)"),
         (np.zeros(8, np.uint8), ValueError, r"shape \(8,\)"),
         (np.full((4, 4), 300.0), ValueError, r"float images must lie in \[0, 1\]"),
-        (np.full((4, 4), np.nan), ValueError, r"float images must lie in \[0, 1\]"),
+        (np.full((4, 4), np.nan), ValueError, r"NaN or infinite values; float images must lie in \[0, 1\]"),
+        (np.array([[0.5, -np.inf]], np.float16), ValueError, r"NaN or infinite values"),
         (np.full((4, 4), -1, np.int32), ValueError, r"integer images must lie in 0..255 or 0..65535"),
         (np.zeros((4, 4), complex), TypeError, r"dtype complex128; use uint8, uint16, bool or float"),
         (np.zeros((0, 4)), ValueError, r"is empty"),
@@ -502,6 +503,60 @@ def test_load_image_rejects_decompression_bombs(tmp_path, monkeypatch):
     path = write(Image.new("RGB", (64, 64)), tmp_path / "bomb.png")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
     with pytest.raises(ValueError, match=r"bomb.png is too large to open safely.*thumbnail"):
+        load_image(path)
+
+
+def test_load_image_refuses_images_too_thin_to_resize(tmp_path, monkeypatch):
+    assert load_image(np.zeros((2, 100), np.uint8)).size == (100, 2)  # 50:1 is still allowed
+    for item in (np.zeros((2, 101), np.uint8), Image.new("RGB", (1, 51)), Image.new("I;16", (5000, 1))):
+        with pytest.raises(data.ImageError, match=r"over 50 times its short side.*crop"):
+            load_image(item)
+    thin = write(Image.new("RGB", (1_000_000, 1)), tmp_path / "thin.png")  # 3 KB, 12 GB once resized
+
+    def decode(self):
+        raise AssertionError("the file was decoded before its size was checked")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", decode)
+    with pytest.raises(data.ImageError, match=r"thin.png is 1000000 x 1 pixels.*1,000,000:1"):
+        load_image(thin)
+    monkeypatch.setattr(data, "MAX_ASPECT_RATIO", 10**7)  # the limit is read when an image is loaded
+    with pytest.raises(AssertionError, match="decoded"):
+        load_image(thin)
+
+
+def test_load_image_resize_to_bounds_the_resized_pixels():
+    square, wide = np.zeros((100, 100, 3), np.uint8), np.zeros((100, 1000, 3), np.uint8)
+    assert load_image(square, resize_to=4096).size == (100, 100)  # 4096 x 4096: the budget exactly
+    assert load_image(wide, resize_to=np.int64(1000)).size == (1000, 100)  # 1000 x 10000
+    with pytest.raises(data.ImageError, match=r"4097.*16,785,409 pixels, more than the 16,777,216"):
+        load_image(square, resize_to=4097)
+    with pytest.raises(data.ImageError, match=r"shorter side is 2000.*40,000,000 pixels"):
+        load_image(wide, resize_to=2000)
+    for bad, error in [(0, ValueError), (-5, ValueError), (2.5, TypeError), (True, TypeError)]:
+        with pytest.raises(error, match="resize_to must be a positive integer"):
+            load_image(square, resize_to=bad)
+
+
+def test_load_image_errors_are_learner_errors(tmp_path):
+    from mmlesson.errors import MMLessonError
+
+    (tmp_path / "empty.png").write_bytes(b"")
+    for item in (tmp_path, tmp_path / "empty.png", np.full((2, 2), np.nan), Image.new("RGB", (0, 3))):
+        with pytest.raises(data.ImageError) as caught:
+            load_image(item)
+        assert isinstance(caught.value, MMLessonError) and isinstance(caught.value, ValueError)
+
+
+def test_load_image_says_when_a_file_may_not_be_read(tmp_path, monkeypatch):
+    """A file this process may not read is not "truncated or corrupt". (The real check, with chmod 000 and
+    user nobody, is in test_bad_input_search_data.py: root reads any file whatever its mode.)"""
+    path = write(Image.new("RGB", (4, 4)), tmp_path / "locked.png")
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(Image, "open", refuse)
+    with pytest.raises(data.ImageError, match=r"locked.png cannot be read: permission denied.*chmod u\+r"):
         load_image(path)
 
 

@@ -8,7 +8,6 @@ from PIL import Image
 from torchvision.ops import roi_align
 
 from mmlesson import guided
-from mmlesson.errors import MMLessonError
 from mmlesson.guided import Prompt
 from mmlesson.vqgan import VQGAN, tiny_vqgan_config
 
@@ -28,24 +27,6 @@ def test_prompts_with_weights_negative_prompts_and_colons_in_text():
         Prompt("blurry", -0.5),
     ]
     assert guided.parse_prompts("at the top: a red star") == [Prompt("at the top: a red star", 1.0)]
-
-
-@pytest.mark.parametrize(
-    ("spec", "message"),
-    [
-        ("", "empty"),
-        ("   ", "empty"),
-        ("a red circle |", "empty prompt between"),
-        ("a red circle:abc", "cannot read the weight 'abc'"),
-        ("a red circle:1..5", "cannot read the weight"),
-        ("blurry:-1", "only negative or zero weights"),
-        ("a red circle:0", "nonzero finite"),
-        ("a red circle:nan", "nonzero finite"),
-    ],
-)
-def test_bad_prompts_get_a_message(spec, message):
-    with pytest.raises(ValueError, match=message):
-        guided.parse_prompts(spec)
 
 
 def test_spherical_distance_is_zero_for_equal_and_grows_with_the_angle():
@@ -122,37 +103,6 @@ def test_generate_is_reproducible_and_records_frames_and_losses(bundle, vqgan):
     assert other.image.tobytes() != result.image.tobytes()
 
 
-def test_generate_from_an_image_and_with_image_prompts(bundle, vqgan):
-    start = Image.new("RGB", (40, 50), (200, 30, 30))
-    result = guided.generate(
-        "a circle", steps=2, cutouts=2, init_image=start, image_prompts=[start], clip=bundle, vqgan=vqgan
-    )
-    assert result.image.size == (64, 64) and len(result.losses) == 2
-
-
-def test_size_not_a_multiple_of_the_factor_is_rounded_with_a_warning(bundle, vqgan):
-    with pytest.warns(UserWarning, match="not a multiple of the downsampling factor 4; using 60"):
-        result = guided.generate("a circle", steps=1, cutouts=2, size=62, clip=bundle, vqgan=vqgan)
-    assert result.image.size == (60, 60)
-
-
-def test_bad_settings_are_refused(bundle, vqgan):
-    for settings in ({"steps": 0}, {"cutouts": 0}, {"steps": 2.5}):
-        with pytest.raises(ValueError, match=f"{next(iter(settings))} must be a positive integer"):
-            guided.generate("a circle", clip=bundle, vqgan=vqgan, **settings)
-
-
-def test_out_of_gpu_memory_suggests_fewer_cutouts_or_a_smaller_size(bundle, vqgan, monkeypatch):
-    def out_of_memory(*args, **kwargs):
-        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
-
-    monkeypatch.setattr(guided, "make_cutouts", out_of_memory)
-    with pytest.raises(
-        MMLessonError, match="ran out of memory at 64x64 px with 8 cutouts.*cutouts=4.*size=32"
-    ):
-        guided.generate("a circle", steps=1, cutouts=8, clip=bundle, vqgan=vqgan)
-
-
 def test_save_animation_writes_a_looping_gif_and_nothing_on_failure(tmp_path):
     frames = [Image.new("RGB", (8, 8), (k * 40, 0, 0)) for k in range(4)]
     path = guided.save_animation(frames, tmp_path / "run.gif")
@@ -173,3 +123,7 @@ def test_generate_takes_the_gradient_of_the_latent_only(bundle, vqgan):
         parameter.grad = None
     guided.generate("a circle", steps=2, cutouts=2, clip=bundle, vqgan=vqgan)
     assert all(p.grad is None for p in parameters)
+
+
+# Odd arguments of generate (prompts, weights, settings, seeds, images, the GPU running out of memory): the
+# table in tests/test_bad_input_generation.py.

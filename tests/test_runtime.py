@@ -56,7 +56,7 @@ def test_setup_seeds_every_generator():
     assert torch.equal(first[0], second[0]) and first[1:] == second[1:]
 
 
-@pytest.mark.parametrize("seed", [-1, 1.5, "0", True])
+@pytest.mark.parametrize("seed", [-1, 1.5, "0", True, 2**64, 2**70])
 def test_bad_seed(seed):
     with pytest.raises(MMLessonError, match="seed must be a non-negative integer"):
         mmlesson.setup(seed=seed, verbose=False)
@@ -179,3 +179,35 @@ def test_available_memory_takes_the_smaller_of_machine_and_container(tmp_path):
     assert runtime.available_memory_bytes(meminfo, cgroup) == 1.5 * 1024**3
     assert runtime.available_memory_bytes(tmp_path / "none", tmp_path / "none") is None  # macOS, Windows
     assert runtime.available_memory_bytes() is None or runtime.available_memory_bytes() > 0
+
+
+def test_current_decides_once_until_the_request_changes(monkeypatch):
+    monkeypatch.setattr(runtime, "_current", None)
+    decisions = []
+    real = runtime.resolve
+    monkeypatch.setattr(
+        runtime, "resolve", lambda *args, **kwargs: decisions.append(1) or real(*args, **kwargs)
+    )
+    for _ in range(3):
+        assert runtime.current().profile == "tiny"  # as every load_* call without setup() asks
+    assert len(decisions) == 1
+    monkeypatch.setenv("MMLESSON_THREADS", "1")  # the learner asked for something else: decide again
+    assert runtime.current().threads == 1 and len(decisions) == 2
+    runtime.current()
+    assert len(decisions) == 2
+
+
+def test_the_decision_of_setup_stands_until_the_next_setup(monkeypatch):
+    monkeypatch.setattr(runtime, "_current", None)
+    chosen = mmlesson.setup(threads=torch.get_num_threads(), verbose=False)
+    monkeypatch.setenv("MMLESSON_PROFILE", "full")
+    assert runtime.current() is chosen
+
+
+def test_the_auto_profile_checks_the_cache_once_per_process(fake_cuda, monkeypatch):
+    hashed = []
+    monkeypatch.setattr(assets, "_is_verified", lambda asset, target: hashed.append(asset.name) or True)
+    monkeypatch.setattr(runtime, "_current", None)
+    for _ in range(3):
+        assert runtime.current().profile == "full"
+    assert len(hashed) == len(assets.for_profile("full"))  # one decision, one check per file

@@ -15,6 +15,7 @@ from safetensors.torch import save_file
 
 from mmlesson import search
 from mmlesson.data import ShapesWorld
+from mmlesson.errors import MMLessonError
 from mmlesson.search import Hit, ImageIndex
 
 
@@ -189,6 +190,45 @@ def test_edited_byte_is_refused(index, tmp_path, where):
         ImageIndex.load(path)
 
 
+def test_every_byte_of_the_file_is_checked_skipped_list_included(bundle, folder, tmp_path):
+    index = ImageIndex.build(bundle, folder, progress=False)
+    path = index.save(tmp_path / "i.safetensors")
+    data = path.read_bytes()
+    assert b"empty (0 bytes)" in data and b'"version":"2"' in data
+    path.write_bytes(data.replace(b"empty (0 bytes)", b"empty (1 bytes)", 1))  # still valid JSON
+    with pytest.raises(search.DamagedIndexError) as caught:
+        ImageIndex.load(path)
+    # lesson 03 prints this message, and its output is checked
+    assert (
+        str(caught.value)
+        == f"{path} is damaged (its checksum does not match its contents): rebuild the index"
+    )
+
+
+def test_damaged_files_are_learner_errors_with_one_message(index, tmp_path):
+    path = index.save(tmp_path / "i.safetensors")
+    data = path.read_bytes()
+    path.write_bytes(data[:100])
+    for bad in (path, tmp_path):  # truncated; a directory
+        with pytest.raises(search.DamagedIndexError) as caught:
+            ImageIndex.load(bad)
+        assert isinstance(caught.value, MMLessonError) and isinstance(caught.value, ValueError)
+        assert "is damaged or is not an image index saved by ImageIndex.save" in str(caught.value)
+    with pytest.raises(FileNotFoundError, match="no index file at"):
+        ImageIndex.load(tmp_path / "missing.safetensors")
+
+
+def test_files_of_format_1_still_load(index, tmp_path):
+    """Format 1 hashed the embeddings, the ids and the model name, not the rest of the header."""
+    ids = search._ids_tensor(index.ids)
+    metadata = {"format": search.FORMAT, "version": "1", "model": "m", "skipped": '[["x", "why"]]'}
+    metadata["sha256"] = search._checksum_v1(index.embeddings, ids, "m")
+    save_file({"embeddings": index.embeddings, "ids": ids}, str(tmp_path / "v1.safetensors"), metadata)
+    loaded = ImageIndex.load(tmp_path / "v1.safetensors")
+    assert loaded.ids == index.ids and loaded.skipped == [("x", "why")] and loaded.model_name == "m"
+    assert torch.equal(loaded.embeddings, index.embeddings)
+
+
 def test_files_that_are_not_an_index_are_refused(tmp_path, folder):
     other = tmp_path / "weights.safetensors"
     save_file({"embeddings": torch.ones(2, 4)}, str(other))
@@ -255,6 +295,66 @@ def test_approximate_search_returns_all_for_large_k_and_refuses_bad_params():
         index.approximate("ivf", ef_search=10)
     with pytest.raises(ValueError, match="unknown kind"):
         index.approximate("lsh")
+
+
+def test_approximate_hands_faiss_checked_parameters_and_records_them():
+    index, queries = random_index(n=400)
+    hnsw = index.approximate("hnsw", m=np.int64(8), ef_search=np.int32(20), ef_construction=100)
+    assert hnsw.params == {"m": 8, "ef_search": 20, "ef_construction": 100}
+    assert (hnsw.faiss_index.hnsw.efSearch, hnsw.faiss_index.hnsw.efConstruction) == (20, 100)
+    assert repr(hnsw) == "ApproximateIndex('hnsw', m=8, ef_search=20, ef_construction=100, 400 images)"
+    ivf = index.approximate("ivf")
+    assert ivf.params == {"nlist": 20, "nprobe": 1}  # defaults: sqrt(400) cells, a sixteenth of them searched
+    assert (ivf.faiss_index.nlist, ivf.faiss_index.nprobe) == (20, 1)
+    assert len(index.approximate("ivf", nlist=400, nprobe=400).search(queries[0], k=5)) == 5  # the limits
+    assert len(index.approximate("hnsw", m=2, ef_search=1).search(queries[0], k=5)) == 5
+
+
+@pytest.mark.parametrize(
+    ("kind", "params", "message"),
+    [
+        ("hnsw", {"m": 1}, r"m must be a whole number from 2 to 256, got 1: .*FAISS crashes below 2"),
+        ("hnsw", {"m": 300}, r"above 256 the links take more memory than the vectors.*e.g. m=32"),
+        ("hnsw", {"ef_search": 0}, r"ef_search must be a whole number from 1 to 4096, got 0.*ef_search=64"),
+        ("hnsw", {"ef_construction": 5000}, r"ef_construction must be a whole number from 1 to 4096"),
+        ("hnsw", {"m": "16"}, r"m must be a whole number from 2 to 256, got '16'"),
+        ("ivf", {"nlist": 51}, r"nlist must be a whole number from 1 to 50, got 51.*e.g. nlist=7"),
+        ("ivf", {"nlist": 10, "nprobe": 11}, r"nprobe must be a whole number from 1 to 10, got 11"),
+        ("ivf", {"nprobe": 2.0}, r"nprobe must be a whole number from 1 to 7, got 2.0"),
+        (
+            "hnsw",
+            {"nlist": 4},
+            r"unknown hnsw parameters \['nlist'\]; it takes m, ef_search, ef_construction",
+        ),
+    ],
+)
+def test_approximate_refuses_bad_parameters_before_faiss_sees_them(kind, params, message, monkeypatch):
+    index, _ = random_index(n=50)
+    monkeypatch.setitem(sys.modules, "faiss", None)  # the check needs no FAISS: it runs first
+    with pytest.raises(search.InputError, match=message):
+        index.approximate(kind, **params)
+
+
+def test_queries_are_told_apart_by_type_and_shape(bundle, images, index):
+    vector = index.embeddings[4]
+    expected = index.search(vector, k=3)
+    for same in (vector[None], vector.numpy(), vector.numpy()[None], vector.double()):
+        assert [h.index for h in index.search(same, k=3)] == [h.index for h in expected]
+    ones = index.search(torch.ones(index.dim), k=3)
+    assert index.search(np.ones((1, index.dim), np.uint8), k=3) == ones  # one row: an embedding, any dtype
+    as_array = index.search(np.asarray(images[4]), k=1)  # [H, W, 3] uint8: an image
+    assert as_array[0].index == 4 and as_array == index.search(images[4], k=1)
+    with pytest.raises(search.InputError, match=rf"\[1, {index.dim}\]; got shape \(2, {index.dim}\)"):
+        index.search(torch.ones(2, index.dim))
+
+
+def test_build_refuses_a_bad_dtype_before_embedding_anything(bundle, images, monkeypatch):
+    def embed(*args, **kwargs):
+        raise AssertionError("embedded before the dtype was checked")
+
+    monkeypatch.setattr(bundle, "encode_images", embed)
+    with pytest.raises(ValueError, match="float32 or float16"):
+        ImageIndex.build(bundle, images, progress=False, dtype=torch.float64)
 
 
 def test_recall_at_k_counts_shared_results():

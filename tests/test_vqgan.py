@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 import warnings
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from mmlesson.data import ShapesWorld
 from mmlesson.errors import MMLessonError
 from mmlesson.vqgan import VQGAN
 
+from . import test_checkpoints
 from .conftest import FileServer
 
 
@@ -57,6 +57,29 @@ def test_decode_equals_the_decoder_on_the_quantized_latents(model, images):
         assert torch.allclose(model.latents_from_indices(tokens), quantized, atol=1e-6)
         expected = vqgan.to_unit_range(model.decode_latents(quantized))
     assert torch.allclose(model.decode(tokens), expected, atol=1e-5)
+
+
+def test_many_images_go_through_in_passes_of_a_bounded_size(model, monkeypatch):
+    many = ShapesWorld(seed=1, image_size=32).sample(5).images
+    whole_tokens, whole_pictures = model.encode(many), model.decode(model.encode(many))
+    calls, encode_latents = [], model.encode_latents
+    monkeypatch.setattr(vqgan, "FEATURE_MAP_BUDGET", 2 * 32**2 * model.config["ddconfig"]["ch"] * 4)
+    monkeypatch.setattr(
+        model, "encode_latents", lambda pixels: calls.append(len(pixels)) or encode_latents(pixels)
+    )
+    assert model.images_per_pass == 2
+    assert torch.equal(model.encode(many), whole_tokens) and calls == [2, 2, 1]
+    assert torch.allclose(model.decode(whole_tokens), whole_pictures, atol=1e-5)
+
+
+def test_a_full_profile_pass_fits_a_colab_t4():
+    """The published f16 model: 8 images of 256 px per pass (its feature maps, 32 MB an image)."""
+    ddconfig = {**vqgan.tiny_vqgan_config()["ddconfig"], "resolution": 256, "ch": 128, "z_channels": 256}
+    ddconfig.update(ch_mult=[1, 1, 2, 2, 4], num_res_blocks=2, attn_resolutions=[16])  # taming's model.yaml
+    with torch.device("meta"):  # shapes only: no memory
+        full = VQGAN({"embed_dim": 256, "n_embed": 16384, "ddconfig": ddconfig})
+    assert (full.resolution, full.grid, full.images_per_pass) == (256, 16, 8)
+    assert vqgan.VQGAN(vqgan.tiny_vqgan_config()).images_per_pass >= 500  # lesson 4 encodes 500 at once
 
 
 def test_the_quantizer_passes_gradients_straight_through(model, images):
@@ -107,6 +130,13 @@ def test_tensors_outside_zero_one_or_of_wrong_shape_are_refused(model):
         model.encode([])
 
 
+def test_nan_pixels_are_refused_instead_of_becoming_token_zero(model):
+    pixels = torch.rand(2, 3, 32, 32)
+    pixels[1, 0, 3, 4] = float("nan")
+    with pytest.raises(ValueError, match=r"NaN or infinite.*image\(s\) \[1\]"):
+        model.encode(pixels)
+
+
 def test_psnr_of_identical_and_of_known_error():
     image = torch.rand(2, 3, 8, 8)
     noisy = (image + 0.1).clamp(0, 1)
@@ -118,40 +148,16 @@ def test_psnr_of_identical_and_of_known_error():
 # -- checkpoints --------------------------------------------------------------------------------------
 
 
-def lightning_checkpoint(model: VQGAN, path: Path, tmp_path: Path) -> Path:
+def lightning_checkpoint(model: VQGAN, path: Path) -> Path:
     """Save `model` the way taming's Lightning training did: state_dict with loss.* entries, optimizer
-    states, and a callback object of a class from a package the learner does not have."""
-    package = tmp_path / "fake_lightning_pkg"
-    package.mkdir(exist_ok=True)
-    (package / "__init__.py").write_text(
-        "class ModelCheckpoint:\n    def __init__(self):\n        self.best = 1.0\n"
-    )
-    sys.path.insert(0, str(tmp_path))
-    try:
-        import fake_lightning_pkg
-
-        state = {f"loss.discriminator.{k}": v for k, v in {"weight": torch.ones(2)}.items()}
-        state.update(model.state_dict())
-        torch.save(
-            {
-                "epoch": 3,
-                "state_dict": state,
-                "callbacks": {fake_lightning_pkg.ModelCheckpoint: fake_lightning_pkg.ModelCheckpoint()},
-                "optimizer_states": [{"state": {}, "param_groups": [{"lr": 4.5e-6}]}],
-            },
-            path,
-        )
-    finally:
-        sys.path.remove(str(tmp_path))
-        sys.modules.pop("fake_lightning_pkg", None)
-    return path
+    states, and callback state keyed by a class of a package the loader must not need."""
+    state = {"loss.discriminator.weight": torch.ones(2), **model.state_dict()}
+    return test_checkpoints.lightning_checkpoint(state, path)
 
 
-def test_model_state_dict_reads_a_lightning_checkpoint_without_its_packages(model, tmp_path):
-    path = lightning_checkpoint(model, tmp_path / "last.ckpt", tmp_path)
-    with pytest.raises(ModuleNotFoundError):
-        torch.load(path, weights_only=False)  # plain unpickling needs the missing package
-    state = vqgan.model_state_dict(path)
+def test_model_state_dict_reads_a_lightning_checkpoint_without_its_training_parts(model, tmp_path):
+    path = lightning_checkpoint(model, tmp_path / "last.ckpt")
+    state = vqgan.model_state_dict(path, assets.sha256_of(path))
     assert not any(k.startswith("loss.") for k in state)
     assert state.keys() == model.state_dict().keys()
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
@@ -161,7 +167,7 @@ def test_a_checkpoint_without_vqgan_weights_is_refused(tmp_path):
     path = tmp_path / "other.ckpt"
     torch.save({"state_dict": {"linear.weight": torch.ones(2)}}, path)
     with pytest.raises(MMLessonError, match="no VQGAN state_dict"):
-        vqgan.model_state_dict(path)
+        vqgan.model_state_dict(path, assets.sha256_of(path))
 
 
 @pytest.fixture
@@ -169,7 +175,7 @@ def full_assets(model, tmp_path, cache):
     """The full VQGAN's two assets, replaced by a small random model in the same layout on 127.0.0.1."""
     config = {"model": {"target": "taming.models.vqgan.VQModel", "params": small_config()}}
     config_bytes = yaml.safe_dump(config).encode()
-    checkpoint = lightning_checkpoint(model, tmp_path / "served.ckpt", tmp_path).read_bytes()
+    checkpoint = lightning_checkpoint(model, tmp_path / "served.ckpt").read_bytes()
     servers = [FileServer(config_bytes), FileServer(checkpoint)]
     originals = {
         name: assets.REGISTRY[name] for name in (vqgan.FULL_VQGAN_ASSET + "-config", vqgan.FULL_VQGAN_ASSET)
@@ -203,7 +209,7 @@ def test_full_vqgan_downloads_verifies_converts_and_never_unpickles_again(
     assert record["source_sha256"] == assets.get(vqgan.FULL_VQGAN_ASSET).sha256
     assert record["sha256"] == assets.sha256_of(copy)
 
-    def no_unpickling(path):
+    def no_unpickling(*args):
         raise AssertionError("the checkpoint was unpickled again")
 
     monkeypatch.setattr(vqgan, "model_state_dict", no_unpickling)

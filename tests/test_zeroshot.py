@@ -49,37 +49,5 @@ def test_hundreds_of_classes_are_batched(bundle, images):
     assert probs.shape == (2, 300)
 
 
-def test_images_of_any_mode_and_size(bundle):
-    odd = [
-        data.render("red", "star", "large", "left", image_size=200).convert("P"),
-        data.render("blue", "circle", "small", "top", image_size=48).convert("LA"),
-    ]
-    assert zeroshot.classify(bundle, odd, ["star", "circle"]).shape == (2, 2)
-
-
-def test_an_unreadable_file_is_named(bundle, images, tmp_path):
-    broken = tmp_path / "broken.jpg"
-    broken.write_bytes(b"\xff\xd8\xff\xe0 truncated")
-    with pytest.raises(ValueError, match=r"image 1: .*broken\.jpg"):
-        zeroshot.classify(bundle, [images[0], broken], ["star", "circle"])
-
-
-@pytest.mark.parametrize(
-    "classnames, error, message",
-    [
-        ([], ValueError, "empty"),
-        (["circle", "star", "Circle"], ValueError, "'Circle' appears twice.*positions 0 and 2"),
-        (["circle", ""], ValueError, "non-empty strings"),
-        (["circle", None], ValueError, "non-empty strings"),
-        ("circle", TypeError, r"did you mean \['circle'\]"),
-    ],
-)
-def test_bad_class_names(bundle, classnames, error, message):
-    with pytest.raises(error, match=message):
-        zeroshot.build_classifier(bundle, classnames)
-
-
-@pytest.mark.parametrize("templates", [["a photo of a"], ["a {} and a {}"], []])
-def test_bad_templates(bundle, templates):
-    with pytest.raises(ValueError, match="template"):
-        zeroshot.build_classifier(bundle, ["circle"], templates)
+# Odd arguments of build_classifier and classify (class names, templates, images): the table in
+# tests/test_bad_input_generation.py.

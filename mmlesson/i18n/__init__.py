@@ -15,8 +15,9 @@ becomes *fuzzy*, with the old English beside it, until a person checks it. The l
 notebook's title is its first `# ` heading, translated with the cell that holds it; `build` also writes it
 into the notebook's metadata and the translated README's lesson table.
 
-Modules, in the order the data flows: `project` (what there is to translate), `catalog` (PO files),
-`markdown` (what a translation must keep), `build` (the translated files), `commands` (the four steps).
+Modules, in the order the data flows: `project` (what there is to translate, and where writing is safe),
+`catalog` (PO files, read as UTF-8 only), `markdown` (what a translation must keep), `safety` (what it may
+not add: HTML, links elsewhere), `build` (the translated files), `commands` (the four steps).
 """
 
 from mmlesson.i18n.build import lesson_table, notebook_title, repository_url
@@ -24,6 +25,7 @@ from mmlesson.i18n.catalog import merge, read_po, save_po
 from mmlesson.i18n.commands import build, check, extract, update
 from mmlesson.i18n.markdown import markdown_problems
 from mmlesson.i18n.project import Project, TranslationError, Unit, language_name
+from mmlesson.i18n.safety import safety_problems
 
 __all__ = [
     "Project",
@@ -39,6 +41,7 @@ __all__ = [
     "notebook_title",
     "read_po",
     "repository_url",
+    "safety_problems",
     "save_po",
     "update",
 ]

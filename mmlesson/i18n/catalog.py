@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,19 +13,68 @@ import polib
 from mmlesson.assets import written_atomically
 from mmlesson.i18n.markdown import markdown_problems
 from mmlesson.i18n.project import TranslationError, Unit
+from mmlesson.i18n.safety import safety_problems
 
 SIMILAR_ENOUGH = 0.6  # difflib ratio above which an old translation is offered (fuzzy) for new English text
 
 
 def read_po(path: Path, label: str) -> polib.POFile:
-    """The PO file, or an error that names it and the line polib stumbled on."""
+    """The PO file, or an error that names it and what is wrong: a syntax error's line, or its encoding.
+
+    Only UTF-8 is read. polib would decode the bytes by whatever charset the header declares, so a file saved
+    as UTF-8 under an ISO-8859-1 header would be read (and built, and rewritten by `update`) as mojibake
+    without a word; refusing every other charset, and bytes that are not UTF-8, makes that impossible.
+    """
     try:
-        return polib.pofile(str(path), wrapwidth=100)
-    except (OSError, ValueError, UnicodeDecodeError) as error:
+        data = path.read_bytes()
+    except OSError as error:
+        raise TranslationError(f"{label} cannot be read: {error.strerror}") from None
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise TranslationError(_not_utf8(label, data, error)) from None
+    try:
+        po = polib.pofile(str(path), encoding="utf-8", wrapwidth=100)  # not the charset the header declares
+    except (OSError, ValueError) as error:
         detail = str(error).replace(str(path), label)
         raise TranslationError(
             f"{label} cannot be read: {detail}. Fix it with a PO editor (Poedit)."
         ) from None
+    _require_utf8_header(po, label)
+    return po
+
+
+UTF8_HEADER = '"Content-Type: text/plain; charset=UTF-8\\n"'
+HOW_TO_SAVE_AS_UTF8 = (
+    "in Poedit, set Catalog > Properties > Charset to UTF-8 and save; in a text editor, save the file as "
+    f"UTF-8 and make its header line read {UTF8_HEADER}"
+)
+
+
+def _not_utf8(label: str, data: bytes, error: UnicodeDecodeError) -> str:
+    line = data[: error.start].count(b"\n") + 1
+    declared = re.search(rb"charset=([-\w.:]+)", data)
+    says = f" (its header says charset={declared[1].decode('ascii')})" if declared else ""
+    return (
+        f"{label} cannot be read: it is not UTF-8 (byte 0x{data[error.start]:02x} on line {line}){says}. "
+        f"It was saved in another encoding: {HOW_TO_SAVE_AS_UTF8}."
+    )
+
+
+def _require_utf8_header(po: polib.POFile, label: str) -> None:
+    """A header that declares UTF-8: whatever else it declares, the bytes (UTF-8) would be misread."""
+    if not po.metadata:
+        raise TranslationError(
+            f'{label} cannot be read: it has no header (msgid "" with a Content-Type line), so it was '
+            f"emptied or cut short; restore it from git (`git checkout -- {label}`)"
+        )
+    declared = re.search(r"charset=([-\w.:]+)", po.metadata.get("Content-Type", ""))
+    if not declared or declared[1].lower() not in ("utf-8", "utf8"):
+        says = f"declares charset={declared[1]}" if declared else "declares no charset"
+        raise TranslationError(
+            f"{label} cannot be read: its header {says}, but its bytes are UTF-8 and only UTF-8 is read "
+            f"(the translations would come out garbled). Declare UTF-8: {HOW_TO_SAVE_AS_UTF8}."
+        )
 
 
 def new_po(lang: str, source: str) -> polib.POFile:
@@ -152,7 +202,7 @@ def po_status(po: polib.POFile, units: list[Unit], label: str) -> Status:
             status.fuzzy += 1
             status.problems.append(f"{where}: fuzzy (the English changed); review it and clear the flag")
         else:
-            broken = markdown_problems(entry.msgid, entry.msgstr)
+            broken = markdown_problems(entry.msgid, entry.msgstr) + safety_problems(entry.msgid, entry.msgstr)
             status.problems += [f"{where}: {problem}" for problem in broken]
             if not broken:
                 status.translated += 1

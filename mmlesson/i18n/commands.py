@@ -9,7 +9,7 @@ from pathlib import Path
 import polib
 
 from mmlesson.i18n.build import BUILDER, Language, english_readme
-from mmlesson.i18n.catalog import Status, merge, read_po, save_po, write_text
+from mmlesson.i18n.catalog import Status, merge, read_po, write_text
 from mmlesson.i18n.markdown import broken_links
 from mmlesson.i18n.project import README, SOURCE_DIR, Project, language_name
 
@@ -29,22 +29,27 @@ def update(project: Project, langs: Iterable[str]) -> list[str]:
 
 
 def _merge_all(project: Project, langs: Iterable[str], only_new: bool) -> list[str]:
-    lines = []
+    """Read and merge every PO file first, then write: a file that cannot be read stops the step before any
+    file is written, so no PO file is ever rewritten from a misreading of it. A PO folder reached through a
+    symbolic link is refused even when no file in it changes, as `build` refuses its folders."""
+    lines, files, paths = [], {}, []
     for lang in langs:
         language_name(lang)  # a code that is no language stops here, before any folder is made
         for name, units in project.documents().items():
             path = project.po_path(lang, name)
             label = project.relative(path)
+            paths.append(path)
             if path.exists() and only_new:
                 lines.append(f"{label}: exists, kept (`i18n update` merges changes of the English into it)")
                 continue
-            old = read_po(path, label) if path.exists() else polib.POFile()
-            po, report = merge(old, units, lang, source_label(name))
-            if not path.exists() or str(po) != str(old):
-                save_po(po, path)
-            lines.append(
-                f"{label}: {report}" if old else f"{label}: created, {len(units)} entries to translate"
-            )
+            old = read_po(path, label) if path.exists() else None
+            po, report = merge(polib.POFile() if old is None else old, units, lang, source_label(name))
+            if old is None or str(po) != str(old):
+                files[path] = str(po) + "\n"
+            created = f"{label}: created, {len(units)} entries to translate"
+            lines.append(created if old is None else f"{label}: {report}")
+    project.require_safe(paths)
+    _write_all(project, files)
     return lines
 
 
@@ -52,23 +57,34 @@ def build(project: Project, langs: Iterable[str]) -> tuple[list[str], list[str]]
     """Write every translated notebook and README whose translation is complete; report the others.
 
     A document with any entry untranslated, fuzzy, stale or broken is not written at all: a learner never
-    gets a notebook that switches language half-way.
+    gets a notebook that switches language half-way. Every PO file is read before anything is written, so
+    one that cannot be read stops the build with nothing written.
     """
-    written, problems = [], []
+    files, problems = {}, []
     for lang in langs:
         language = Language(project, lang)
-        files, missing = language.expected(language.statuses())
+        built, missing = language.expected(language.statuses())
+        files.update(built)
         problems += missing
-        for path, text in files.items():
-            if not path.exists() or path.read_text(encoding="utf-8") != text:
-                write_text(path, text)
-                written.append(project.relative(path))
-    readme = project.root / README
-    text = english_readme(project)
-    if readme.read_text(encoding="utf-8") != text:
-        write_text(readme, text)
-        written.append(README)
-    return written, problems
+    files[project.root / README] = english_readme(project)
+    return _write_all(project, files), problems
+
+
+def _write_all(project: Project, files: dict[Path, str]) -> list[str]:
+    """Write the files whose text changed, once none of them could be written outside the repository."""
+    project.require_safe(files)
+    changed = [path for path, text in files.items() if not path.exists() or _read(path) != text]
+    for path in changed:
+        write_text(path, files[path])
+    return [project.relative(path) for path in changed]
+
+
+def _read(path: Path) -> str | None:
+    """A file's text, or None when it is not UTF-8 text (then it is rewritten)."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def check(project: Project, langs: Iterable[str]) -> tuple[list[str], str]:
@@ -78,7 +94,7 @@ def check(project: Project, langs: Iterable[str]) -> tuple[list[str], str]:
         language = Language(project, lang)
         statuses = language.statuses()
         files, _ = language.expected(statuses)
-        on_disk = {path: path.read_text(encoding="utf-8") for path in files if path.exists()}
+        on_disk = {path: _read(path) or "" for path in files if path.exists()}
         for status in statuses.values():
             problems += status.problems
         problems += _built_file_problems(language, files, on_disk)
@@ -95,7 +111,8 @@ def check(project: Project, langs: Iterable[str]) -> tuple[list[str], str]:
 
 
 def _built_file_problems(language: Language, files: dict[Path, str], on_disk: dict[Path, str]) -> list[str]:
-    """Built files that are missing, out of date, hand-edited, or link to nothing; and strays.
+    """Built files that are missing, out of date, hand-edited, link to nothing, or sit behind a symbolic link
+    (`build` would refuse to write them); and strays.
 
     `files` holds what each file should be, `on_disk` what those that exist are.
     """
@@ -116,12 +133,16 @@ def _built_file_problems(language: Language, files: dict[Path, str], on_disk: di
             f"{label}: broken link {target}"
             for target in broken_links(_markdown(on_disk[path], path), path.parent)
         ]
-    expected = {path.name for path in files if path.suffix == ".ipynb"}
+    # A stray is a built notebook whose English is gone, not one whose PO file has problems right now.
+    sources = {f"{name}.ipynb" for name in language.documents if name != "README"}
     strays = language.folder.glob(f"{SOURCE_DIR}/*.ipynb")
     problems += [
-        f"{language.label(p)} has no English source; delete it" for p in strays if p.name not in expected
+        f"{language.label(p)} has no English source; delete it" for p in strays if p.name not in sources
     ]
-    return problems
+    unsafe = {path: language.project.unsafe(path) for path in files}
+    return problems + [
+        f"{language.label(path)} cannot be built: {why}" for path, why in unsafe.items() if why
+    ]
 
 
 def _cells(notebook_text: str, kind: str) -> list[dict]:

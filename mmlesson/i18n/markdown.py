@@ -98,12 +98,12 @@ def _rendered(markdown: str) -> tuple[Counter, str]:
 
 
 def _differences(what: str, expected: Counter, found: Counter) -> list[str]:
-    lost = [f"{what} lost or changed: {_short(item)}" for item in (expected - found)]
-    added = [f"{what} not in the English: {_short(item)}" for item in (found - expected)]
+    lost = [f"{what} lost or changed: {shortened(item)}" for item in (expected - found)]
+    added = [f"{what} not in the English: {shortened(item)}" for item in (found - expected)]
     return lost + added
 
 
-def _short(text: str, limit: int = 70) -> str:
+def shortened(text: str, limit: int = 70) -> str:
     text = text.replace("\n", "\\n")
     return repr(text if len(text) <= limit else text[: limit - 3] + "...")
 

@@ -169,6 +169,33 @@ class Project:
     def relative(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
 
+    def unsafe(self, path: Path) -> str | None:
+        """Why writing `path` could change a file outside the repository, or None when it cannot.
+
+        A language folder (or any folder on the way, or the file itself) that is a symbolic link would make
+        `build` or `update` write wherever the link points: into another checkout, a home folder, a system
+        file. So every component from the root down to the file must be a real folder or file.
+        """
+        try:
+            parts = path.relative_to(self.root).parts
+        except ValueError:
+            parts = ("..",)
+        if ".." in parts:
+            return f"{path.as_posix()} is outside the repository {self.root.as_posix()}"
+        for depth in range(1, len(parts) + 1):
+            if (self.root.joinpath(*parts[:depth])).is_symlink():
+                return (
+                    f"{'/'.join(parts[:depth])} is a symbolic link, and writing through it could change "
+                    "files outside the repository; replace the link with a real folder (or file)"
+                )
+        return None
+
+    def require_safe(self, paths: Iterable[Path]) -> None:
+        """Refuse, before anything is written, when any of `paths` could be written outside the repository."""
+        reasons = [reason for reason in map(self.unsafe, paths) if reason]
+        if reasons:
+            raise TranslationError("nothing was written: " + "; ".join(dict.fromkeys(reasons)))
+
     def documents(self) -> dict[str, list[Unit]]:
         """Every translatable document by PO name: each lesson, then the README."""
         documents = {}
