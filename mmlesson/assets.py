@@ -25,7 +25,8 @@ reading 1.6 GB again. A file without a matching record (copied by hand, touched,
 
 The downloading is a short streaming loop over `requests`, not pooch: pooch's downloader has a read timeout
 but no total deadline and no size cap, and its temporary file (mode 0600, a random name) can neither be read
-by a room nor be told from a live download once its kernel died. The progress bar is still tqdm's.
+by a room nor be told from a live download once its kernel died. The progress bar is still
+tqdm's (runtime.progress_bar).
 """
 
 from __future__ import annotations
@@ -621,11 +622,11 @@ def _arrivals(response: requests.Response, read_timeout: float) -> Iterator[byte
 
 def _stream(chunks: Iterator[bytes], part: Path, asset: Asset, deadline: _Deadline, progress: bool) -> str:
     """Write `chunks` to `part`, stopping at the deadline or past the registry's size; return their sha256."""
-    from tqdm.auto import tqdm
+    from mmlesson.runtime import progress_bar
 
     digest, received = hashlib.sha256(), 0
     part.unlink(missing_ok=True)  # the leftover of a dead process that had our pid
-    bar = tqdm(total=asset.size, unit="B", unit_scale=True, desc=asset.filename, disable=not progress)
+    bar = progress_bar(total=asset.size, unit="B", unit_scale=True, desc=asset.filename, disable=not progress)
     with open(part, "xb") as out, bar:
         for chunk in chunks:
             received += len(chunk)

@@ -34,8 +34,8 @@ import torch.nn.functional as F
 from PIL import Image
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
-from tqdm.auto import tqdm
 
+from mmlesson import runtime
 from mmlesson.assets import written_atomically
 from mmlesson.clip import ClipBundle, ImageInput, InputError, check_positive_int
 from mmlesson.data import load_image
@@ -140,7 +140,9 @@ class ImageIndex:
         dtype = _check_dtype(dtype)  # now, not after embedding the whole gallery
         items, ids = _gallery(images)
         embeddings, kept_ids, skipped = [], [], []
-        with tqdm(total=len(items), desc="Embedding images", unit="image", disable=not progress) as bar:
+        with runtime.progress_bar(
+            total=len(items), desc="Embedding images", unit="image", disable=not progress
+        ) as bar:
             for start in range(0, len(items), batch_size):
                 batch = slice(start, start + batch_size)
                 loaded, batch_ids, batch_skipped = _load_batch(items[batch], ids[batch], bundle.image_size)

@@ -27,9 +27,8 @@ from pathlib import Path
 
 import open_clip
 import torch
-from tqdm.auto import tqdm
 
-from mmlesson import data
+from mmlesson import data, runtime
 from mmlesson.assets import WEIGHTS_DIR, save_shipped
 from mmlesson.clip import TINY_CLIP_NAME, ClipBundle, CompactTokenizer, bundle_from_model, tiny_clip_config
 from mmlesson.losses import contrastive_loss
@@ -131,7 +130,7 @@ def train_clip(
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.1, betas=(0.9, 0.98))
     model.train()
     losses = []
-    for step in tqdm(range(steps), desc="training", disable=not progress):
+    for step in runtime.progress_bar(range(steps), desc="training", disable=not progress):
         batch = world.sample(batch_size, start=step * batch_size)
         texts = [training_caption(c, a, rng) for c, a in zip(batch.captions, batch.attributes)]
         for group in optimizer.param_groups:

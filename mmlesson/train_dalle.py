@@ -28,9 +28,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 
 import torch
-from tqdm.auto import tqdm
 
-from mmlesson import data, judge, train
+from mmlesson import data, judge, runtime, train
 from mmlesson.assets import save_shipped, shipped_weights
 from mmlesson.clip import ClipBundle, load_tiny_clip
 from mmlesson.dalle import TINY_DALLE_NAME, CaptionTokenizer, Dalle, split_words
@@ -71,7 +70,7 @@ def encode_world(
     (`train.partial_caption`); the choice depends on the world's seed and the item only.
     """
     rows = []
-    for first in tqdm(range(start, start + n, chunk), desc="encoding", disable=not progress):
+    for first in runtime.progress_bar(range(start, start + n, chunk), desc="encoding", disable=not progress):
         batch = world.sample(min(chunk, start + n - first), start=first)
         captions = []
         for k, (caption, attributes) in enumerate(zip(batch.captions, batch.attributes)):
@@ -102,7 +101,7 @@ def train_dalle(
     optimizer = torch.optim.AdamW(dalle.gpt.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.01)
     dalle.gpt.train()
     losses = []
-    for step in tqdm(range(steps), desc="training", disable=not progress):
+    for step in runtime.progress_bar(range(steps), desc="training", disable=not progress):
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(step, steps, lr, warmup, floor=0.1)
         batch = sequences[torch.randint(len(sequences), (batch_size,), generator=generator)]

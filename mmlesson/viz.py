@@ -318,3 +318,20 @@ def _ema(values: np.ndarray, weight: float) -> np.ndarray:
     for step in range(1, len(values)):
         smoothed[step] = weight * smoothed[step - 1] + (1 - weight) * values[step]
     return smoothed
+
+
+def interactive(function, **controls):
+    """ipywidgets' `interactive(function, **controls)`, whose saved plain text says what it is.
+
+    A notebook opened without running (or read on GitHub) shows a widget's plain-text form; for
+    ipywidgets' own class that is its repr, `interactive(children=(FloatLogSlider(...`. This one reads as
+    a sentence naming its controls, and behaves exactly like ipywidgets.interactive when the cell runs.
+    """
+    import ipywidgets
+
+    class Interactive(ipywidgets.interactive):
+        def __repr__(self) -> str:
+            names = ", ".join(control.description or name for name, control in controls.items())
+            return f"[An interactive figure with controls: {names}. Run the notebook to use it.]"
+
+    return Interactive(function, **controls)

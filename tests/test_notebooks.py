@@ -51,6 +51,20 @@ def test_outputs_carry_no_machine_paths_or_addresses(path):
             assert not found, f"machine path or memory address in an output: {found and found[0]}"
 
 
+PROGRESS_AT_ZERO = re.compile(r"^\s*[^|\n]*:\s+0%\|")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_opened_without_running_no_output_reads_as_unfinished_or_raw(path):
+    """GitHub and a notebook opened without running show a widget's plain text: it must not be a bar stuck
+    at 0% (runtime.progress_bar saves the final state) nor `interactive(children=...` (viz.interactive)."""
+    for index, cell in enumerate(code_cells(load(path))):
+        for output in cell["outputs"]:
+            text = "".join(output.get("data", {}).get("text/plain", ""))
+            assert not PROGRESS_AT_ZERO.search(text), f"code cell {index}: progress bar saved at 0%: {text}"
+            assert not text.startswith("interactive("), f"code cell {index}: a widget saved as {text[:40]}"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_first_code_cell_installs_on_colab_and_runs_setup(path):
     first = "".join(code_cells(load(path))[0]["source"])

@@ -291,3 +291,24 @@ def test_figures_show_themselves_in_jupyter_without_the_inline_backend():
     fig = viz.image_grid([np.zeros((8, 8, 3), dtype=np.uint8)], ["black"])
     png = fig._repr_png_()
     assert png.startswith(b"\x89PNG") and len(png) > 500
+
+
+def test_interactive_is_ipywidgets_interactive_whose_saved_text_is_a_sentence():
+    import ipywidgets
+
+    calls = []
+    widget = viz.interactive(lambda n: calls.append(n), n=ipywidgets.IntSlider(value=2, description="count"))
+    assert isinstance(widget, ipywidgets.interactive) and calls == [2]
+    widget.kwargs_widgets[0].value = 3
+    assert calls == [2, 3]
+    assert repr(widget) == "[An interactive figure with controls: count. Run the notebook to use it.]"
+
+
+def test_progress_bar_outside_a_notebook_is_tqdms_text_bar():
+    from tqdm.notebook import tqdm as notebook_tqdm
+    from tqdm.std import tqdm
+
+    from mmlesson.runtime import progress_bar
+
+    bar = progress_bar(range(3), disable=True)
+    assert isinstance(bar, tqdm) and not isinstance(bar, notebook_tqdm) and list(bar) == [0, 1, 2]
