@@ -8,7 +8,7 @@ need more freedom (no length, a wrong length, no answer at all), so this server 
 | `/good`       | the body, with its length                                                             |
 | `/truncated`  | the full length announced, half the body, then the connection closes                  |
 | `/wrong`      | other bytes of the same length                                                        |
-| `/slow`       | the body in 20 pieces, 50 ms apart (to make two downloads overlap)                    |
+| `/slow`       | half the body, then the rest once `go_on` is set (so two downloads surely overlap)    |
 | `/gone`       | a third of the body, then the whole server shuts down                                 |
 | `/trickle`    | the full length announced, then 2 bytes every 0.2 s                                   |
 | `/endless`    | no length announced, then bytes without end                                           |
@@ -39,6 +39,8 @@ class FaultServer:
         self.body = body
         self.hits: Counter[str] = Counter()
         self.closed = threading.Event()
+        self.go_on = threading.Event()  # lets `/slow` send its second half
+        self.go_on.set()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -98,12 +100,11 @@ class FaultServer:
         return not self.closed.wait(seconds)
 
     def _slow(self, handler: BaseHTTPRequestHandler) -> None:
-        step = len(self.body) // 20
-        self._answer(handler, len(self.body), b"")
-        for start in range(0, len(self.body), step):
-            handler.wfile.write(self.body[start : start + step])
+        half = len(self.body) // 2
+        self._answer(handler, len(self.body), self.body[:half])
+        if self.go_on.wait(MAX_SECONDS) and not self.closed.is_set():
+            handler.wfile.write(self.body[half:])
             handler.wfile.flush()
-            self._wait(0.05)
 
     def _gone(self, handler: BaseHTTPRequestHandler) -> None:
         self._answer(handler, len(self.body), self.body[: len(self.body) // 3])

@@ -151,13 +151,26 @@ def corrupt_copy(asset: assets.Asset, cache: Path, server: FaultServer) -> Itera
 
 @contextlib.contextmanager
 def another_kernel_downloading(asset: assets.Asset, cache: Path, server: FaultServer) -> Iterator[None]:
-    """Another kernel is half-way through the same download when ours starts: ours waits, then uses it."""
+    """Another kernel is half-way through the same download when ours starts: ours waits, then uses it.
+
+    The server holds back the second half of the body until ours has said that it is waiting, so the two
+    downloads overlap however slowly a busy machine schedules them.
+    """
+
+    def print_then_let_the_other_finish(*args: object, **kwargs: object) -> None:
+        print(*args, **kwargs)
+        server.go_on.set()
+
+    server.go_on.clear()
     kernel = start_kernel(asset, server.url("/slow"))
+    assets.print = print_then_let_the_other_finish  # a module global is found before the builtin
     try:
         wait_for(lambda: bool(cache_files(cache)))  # its part file appeared
         yield
         output, _ = kernel.communicate(timeout=BOUND_S)
     finally:
+        del assets.print
+        server.go_on.set()
         kernel.kill()
     assert kernel.returncode == 0 and output.strip().endswith(asset.filename)
     assert server.hits["/slow"] == 1  # downloaded once, for both kernels

@@ -11,10 +11,10 @@ shows it there), and that lesson 1's printed loss is the one `clip_loss` compute
 
 The two kernels:
 - `colab`: Colab's kernel-side Jupyter stack at the versions of tests/colab/pip-freeze.txt (ipywidgets 7.7.1,
-  ipython 7.34.0, ipykernel 6.17.1, jupyter_client 7.4.9, traitlets 5.7.1, tornado 6.5.7 and what they need
-  beyond this environment), installed with `pip install --target --no-deps` into a temporary folder that
-  comes first on the kernel's PYTHONPATH; everything else (torch, mmlesson) is this environment's. Installing
-  it needs the package index; without one this half is skipped, with the reason.
+  ipython 7.34.0, ipykernel 6.17.1, jupyter_client 7.4.9, traitlets 5.7.1, tornado 6.5.7, pyzmq 26.2.1 and
+  what they need beyond this environment), installed with `pip install --target --no-deps` into a temporary
+  folder that comes first on the kernel's PYTHONPATH; everything else (torch, mmlesson) is this environment's.
+  Installing it needs the package index; without one this half is skipped, with the reason.
 - `here`: this environment as it is, with ipywidgets 8 (the README's install).
 
 To keep both kernels together within a few minutes on two cores, the costly cells before a widget run on
@@ -45,7 +45,7 @@ from tests.test_colab import FREEZES, canonical, pip, read_freeze, require_index
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 # Colab's kernel side of Jupyter: the packages a kernel imports that differ from, or are missing in, a current
-# environment (matplotlib-inline, pyzmq, debugpy, ... are the same or compatible and come from here).
+# environment (matplotlib-inline, debugpy, ... are the same or compatible and come from here).
 COLAB_KERNEL_STACK = [
     "ipywidgets",
     "ipython",
@@ -59,7 +59,9 @@ COLAB_KERNEL_STACK = [
     "entrypoints",
     "nest-asyncio",
     "decorator",
+    "pyzmq",  # with this environment's pyzmq 27, Colab's ipykernel 6.17 once sat 600 s on a request
 ]
+KERNEL_REPORTS = ("ipywidgets", "ipython", "ipykernel", "pyzmq")  # the versions the kernel says it runs
 REPORT = "WIDGET-CHECK "
 
 # After the widget cell: the widget (the cell's result), its controls by keyword, and a record of every call.
@@ -69,6 +71,7 @@ import json as _json
 import IPython as _IPython
 import ipykernel as _ipykernel
 import ipywidgets as _ipywidgets
+import zmq as _zmq
 
 _widget = _  # the widget cell's result
 assert isinstance(_widget, _ipywidgets.interactive), f"the widget cell returned {type(_widget)}"
@@ -83,7 +86,7 @@ def _recorded(**kwargs):
 
 _widget.f = _recorded
 _versions = {"ipywidgets": _ipywidgets.__version__, "ipython": _IPython.__version__}
-_versions["ipykernel"] = _ipykernel.__version__
+_versions |= {"ipykernel": _ipykernel.__version__, "pyzmq": _zmq.__version__}
 print(REPORT + _json.dumps({"output_area": _widget.out.model_id, "versions": _versions}))
 """
 STEP_CELL = """\
@@ -281,7 +284,7 @@ def run_widget(lesson: Lesson, pythonpath: Path | None) -> dict:
     if pythonpath:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(pythonpath), env.get("PYTHONPATH")]))
     client = NotebookClient(
-        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
     )
     shown = []
     with client.setup_kernel(env=env):
@@ -311,7 +314,7 @@ def check(lesson: str, result: dict) -> None:
 def test_widget_on_colab_ipywidgets_7(lesson, colab_kernel_stack):
     folder, versions = colab_kernel_stack
     result = run_widget(LESSONS[lesson], folder)
-    assert result["versions"] == {name: versions[name] for name in ("ipywidgets", "ipython", "ipykernel")}
+    assert result["versions"] == {name: versions[name] for name in KERNEL_REPORTS}
     check(lesson, result)
 
 
