@@ -3,24 +3,44 @@
 The notebooks build each idea step by step; this package holds what they reuse (the Shapes world,
 plots, downloads, device handling, the models) so that every lesson stays short and runs the same way
 everywhere.
+
+The names below are imported on first use, not with the package: the translation tooling
+(`python -m mmlesson i18n ...`) then runs where PyTorch is not installed.
 """
 
-from mmlesson.clip import ClipBundle, load_clip
-from mmlesson.dalle import Dalle, load_dalle
-from mmlesson.errors import MMLessonError
-from mmlesson.runtime import Runtime, setup
-from mmlesson.vqgan import VQGAN, load_vqgan
+from __future__ import annotations
 
-__version__ = "0.1.0"
-__all__ = [
-    "VQGAN",
-    "ClipBundle",
-    "Dalle",
-    "MMLessonError",
-    "Runtime",
-    "__version__",
-    "load_clip",
-    "load_dalle",
-    "load_vqgan",
-    "setup",
-]
+import importlib
+import importlib.metadata
+
+# Each public name, and the module that defines it.
+_HOMES = {
+    "VQGAN": "mmlesson.vqgan",
+    "ClipBundle": "mmlesson.clip",
+    "Dalle": "mmlesson.dalle",
+    "MMLessonError": "mmlesson.errors",
+    "Runtime": "mmlesson.runtime",
+    "load_clip": "mmlesson.clip",
+    "load_dalle": "mmlesson.dalle",
+    "load_vqgan": "mmlesson.vqgan",
+    "setup": "mmlesson.runtime",
+}
+
+try:
+    __version__ = importlib.metadata.version("mmlesson")
+except importlib.metadata.PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
+
+__all__ = [*_HOMES, "__version__"]
+
+
+def __getattr__(name: str) -> object:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'mmlesson' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = value  # found directly from now on
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_HOMES})

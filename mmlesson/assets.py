@@ -117,6 +117,14 @@ def for_profile(profile: str) -> list[Asset]:
     return [asset for asset in REGISTRY.values() if profile in asset.profiles]
 
 
+def display_path(path: Path) -> str:
+    """Show a path with the home folder as `~`, so printed output carries no user name."""
+    try:
+        return "~/" + path.resolve().relative_to(Path.home().resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def human_size(n_bytes: int) -> str:
     """1234567 -> '1.2 MB' (decimal units, as download pages use)."""
     size = float(n_bytes)

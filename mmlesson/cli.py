@@ -20,8 +20,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from mmlesson import assets, runtime
+from mmlesson import assets
 from mmlesson.errors import MMLessonError
+from mmlesson.profiles import PROFILE_CHOICES, PROFILES
 
 # (module to import, the name pip knows it by): what the lessons import.
 REQUIRED_MODULES = (
@@ -75,10 +76,10 @@ def check_cache(profile: str) -> Check:
         assets.ensure_writable(folder)
     except MMLessonError:
         if folder.is_dir() and all(assets.is_cached(asset.name) for asset in assets.for_profile(profile)):
-            where = runtime.display_path(folder)
+            where = assets.display_path(folder)
             return (True, f"cache folder read-only (shared) and complete for the {profile} profile: {where}")
         raise
-    return (True, f"cache folder writable: {runtime.display_path(folder)}")
+    return (True, f"cache folder writable: {assets.display_path(folder)}")
 
 
 def check_shipped_weights() -> list[Check]:
@@ -121,6 +122,8 @@ def _guarded(check: Callable[[], Check | list[Check]]) -> list[Check]:
 
 def doctor(profile: str | None) -> int:
     """Print the environment and a pass/fail list; exit status 0 only when everything passes."""
+    from mmlesson import runtime  # PyTorch: imported here, so that `i18n` runs where it is not installed
+
     try:
         chosen = runtime.resolve(profile=profile)
     except MMLessonError as error:
@@ -151,7 +154,7 @@ def fetch(profile: str, progress: bool, deadline: float | None = None) -> int:
         print(f"The {profile} profile needs no downloads: its models ship inside the package.")
         return 0
     total = assets.human_size(sum(a.size for a in needed))
-    where = runtime.display_path(assets.cache_dir())
+    where = assets.display_path(assets.cache_dir())
     print(f"The {profile} profile needs {len(needed)} files ({total}) in {where}")
     warn_if_private()
     missing = []
@@ -195,9 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mmlesson", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     doctor_cmd = commands.add_parser("doctor", help="check this machine for the course")
-    doctor_cmd.add_argument("--profile", choices=runtime.PROFILE_CHOICES, default=None)
+    doctor_cmd.add_argument("--profile", choices=PROFILE_CHOICES, default=None)
     fetch_cmd = commands.add_parser("fetch", help="pre-download the files a profile needs")
-    fetch_cmd.add_argument("--profile", choices=runtime.PROFILES, required=True)
+    fetch_cmd.add_argument("--profile", choices=PROFILES, required=True)
     fetch_cmd.add_argument("--no-progress", action="store_true", help="no progress bars (for logs)")
     fetch_cmd.add_argument(
         "--deadline",
@@ -207,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="give up on a file after this long (default: MMLESSON_DOWNLOAD_DEADLINE, else from its size)",
     )
     assets_cmd = commands.add_parser("assets", help="list the files the course may download")
-    assets_cmd.add_argument("--profile", choices=runtime.PROFILES, default=None)
+    assets_cmd.add_argument("--profile", choices=PROFILES, default=None)
     i18n_cmd = commands.add_parser("i18n", help="translations: extract, update, build or check them")
     i18n_cmd.add_argument(
         "action", choices=I18N_ACTIONS, help="; ".join(f"{k}: {v}" for k, v in I18N_ACTIONS.items())

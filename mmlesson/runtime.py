@@ -24,10 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mmlesson.assets import display_path
 from mmlesson.errors import MAX_SEED, InputError, MMLessonError
-
-PROFILES = ("tiny", "full")
-PROFILE_CHOICES = (*PROFILES, "auto")
+from mmlesson.profiles import PROFILE_CHOICES, PROFILES
 
 
 @dataclass(frozen=True)
@@ -72,14 +71,6 @@ class Runtime:
                 f"seed   : {self.seed}",
             ]
         )
-
-
-def display_path(path: Path) -> str:
-    """Show a path with the home folder as `~`, so printed output carries no user name."""
-    try:
-        return "~/" + path.resolve().relative_to(Path.home().resolve()).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def _requested(argument: str | None, keyword: str, variable: str) -> tuple[str, str]:
