@@ -288,6 +288,48 @@ def test_extract_keeps_existing_work(translated):
     assert polib.pofile(str(po_path(translated))).percent_translated() == 100
 
 
+def test_update_keeps_translator_comments_flags_and_the_file_comment(translated):
+    po = polib.pofile(str(po_path(translated)))
+    po.header = "French translation of the demo.\nAna <ana@example.org>, 2026."
+    body = next(e for e in po if e.msgctxt == "body")
+    body.tcomment, body.flags = "Keep the English word 'cell'.", ["python-format"]
+    po.save()
+    write_notebook(translated, lesson(TITLE, CODE, markdown_cell("body", BODY_CELL + "\n\nThen look.")))
+    assert run(translated, "update")[0] == 0
+    po = polib.pofile(str(po_path(translated)))
+    body = next(e for e in po if e.msgctxt == "body")
+    assert po.header == "French translation of the demo.\nAna <ana@example.org>, 2026."
+    assert body.tcomment == "Keep the English word 'cell'." and body.flags == ["fuzzy", "python-format"]
+
+
+def test_templates_are_written_with_the_po_files_and_check_wants_them_current(translated):
+    pot = translated / "translations" / "templates" / "00_demo.pot"
+    entries = polib.pofile(str(pot))
+    assert [(e.msgctxt, e.msgid, e.msgstr) for e in entries] == [
+        ("title", TITLE_CELL, ""),
+        ("body", BODY_CELL, ""),
+    ]
+    assert "Language" not in entries.metadata and "nplurals=INTEGER" in entries.metadata["Plural-Forms"]
+    assert polib.pofile(str(po_path(translated))).metadata["Plural-Forms"] == i18n.catalog.plural_forms("fr")
+    write_notebook(translated, lesson(TITLE, CODE, markdown_cell("body", "## Part 1, again")))
+    status, output = run(translated, "check")
+    assert status == 1 and "translations/templates/00_demo.pot is missing or out of date" in output
+    run(translated, "update")
+    assert "templates" not in run(translated, "check")[1]
+    assert polib.pofile(str(pot))[1].msgid == "## Part 1, again"
+
+
+def test_lines_break_only_at_the_texts_newlines():
+    """No width wrap: what Weblate writes with "Only wrap lines at newlines", so its commits round-trip."""
+    long_line = "A sentence that runs on " * 10
+    po = i18n.catalog.new_po("fr", "README.md")
+    po.append(polib.POEntry(msgid=long_line, msgstr=long_line.upper()))
+    po.append(polib.POEntry(msgid=long_line + "\nand a second line", msgstr=""))
+    text = str(po)
+    assert f'msgid "{long_line}"' in text and f'msgstr "{long_line.upper()}"' in text
+    assert f'msgid ""\n"{long_line}\\n"\n"and a second line"' in text
+
+
 # --- the course's own translations --------------------------------------------------------------------------
 
 
@@ -305,3 +347,13 @@ def test_a_translated_readme_opens_its_own_lessons(lang):
 def test_every_translation_is_complete_built_and_in_step_with_the_english():
     status, output = i18n_command(ROOT, "check")
     assert status == 0, output
+
+
+@pytest.mark.parametrize("lang", ["vi", "zh-CN", "es"])
+def test_every_po_file_states_its_plural_rule_and_is_as_update_writes_it(lang):
+    one_form = "nplurals=1; plural=0;"  # Vietnamese and Chinese do not inflect for number
+    assert (i18n.catalog.plural_forms(lang) == one_form) == (lang != "es")
+    for path in sorted((ROOT / "translations" / lang / "po").glob("*.po")):
+        po = i18n.read_po(path, path.name)
+        assert po.metadata["Plural-Forms"] == i18n.catalog.plural_forms(lang), path.name
+        assert str(po) + "\n" == path.read_text(encoding="utf-8"), f"{path.name}: run i18n update"

@@ -16,6 +16,12 @@ from mmlesson.i18n.project import TranslationError, Unit
 from mmlesson.i18n.safety import safety_problems
 
 SIMILAR_ENOUGH = 0.6  # difflib ratio above which an old translation is offered (fuzzy) for new English text
+# PO lines break only where the text has a newline, never at a width: that is what Weblate writes when its
+# "Long lines wrapping" is "Only wrap lines at newlines", so a file it commits comes back from `update` as it
+# went in (at Weblate's default, 77 columns, every long line would be rewrapped one way, then back).
+WRAP_WIDTH = 0
+# What a template says where a PO file has the plural rule of its language (the gettext convention).
+TEMPLATE_PLURAL_FORMS = "nplurals=INTEGER; plural=EXPRESSION;"
 
 
 def read_po(path: Path, label: str) -> polib.POFile:
@@ -34,7 +40,8 @@ def read_po(path: Path, label: str) -> polib.POFile:
     except UnicodeDecodeError as error:
         raise TranslationError(_not_utf8(label, data, error)) from None
     try:
-        po = polib.pofile(str(path), encoding="utf-8", wrapwidth=100)  # not the charset the header declares
+        # UTF-8, not the charset the header declares
+        po = polib.pofile(str(path), encoding="utf-8", wrapwidth=WRAP_WIDTH)
     except (OSError, ValueError) as error:
         detail = str(error).replace(str(path), label)
         raise TranslationError(
@@ -77,16 +84,34 @@ def _require_utf8_header(po: polib.POFile, label: str) -> None:
         )
 
 
-def new_po(lang: str, source: str) -> polib.POFile:
-    po = polib.POFile(wrapwidth=100)
+def new_po(lang: str | None, source: str) -> polib.POFile:
+    """An empty PO file for `lang`, or the template (POT) every language starts from when `lang` is None."""
+    po = polib.POFile(wrapwidth=WRAP_WIDTH)
     po.metadata = {
         "Project-Id-Version": "mmlesson",
-        "Language": lang,
+        **({"Language": lang} if lang else {}),
         "MIME-Version": "1.0",
         "Content-Type": "text/plain; charset=UTF-8",
         "Content-Transfer-Encoding": "8bit",
+        "Plural-Forms": plural_forms(lang) if lang else TEMPLATE_PLURAL_FORMS,
         "X-Source": source,
     }
+    return po
+
+
+def plural_forms(lang: str) -> str:
+    """The language's plural rule as a PO header states it (CLDR's, through babel): editors need it."""
+    from babel.messages.plurals import get_plural
+
+    rule = get_plural(lang.replace("-", "_"))
+    return f"nplurals={rule.num_plurals}; plural={rule.plural_expr};"
+
+
+def template(units: list[Unit], source: str) -> polib.POFile:
+    """The POT file of one document: every entry, none translated (Weblate adds a language from it)."""
+    po = new_po(None, source)
+    for unit in units:
+        po.append(polib.POEntry(msgctxt=unit.key, msgid=unit.text, occurrences=[unit.where]))
     return po
 
 
@@ -130,6 +155,7 @@ def merge(old: polib.POFile, units: list[Unit], lang: str, source: str) -> tuple
     """
     po, report = new_po(lang, source), MergeReport()
     po.metadata.update({k: v for k, v in old.metadata.items() if k not in po.metadata})
+    po.header = old.header  # the file's comment: credits, notes for the next translator
     by_key = {e.msgctxt: e for e in old if e.msgctxt is not None and not e.obsolete}
     by_text = {e.msgid: e for e in old if e.msgstr}
     used: set[int] = set()
@@ -143,7 +169,7 @@ def merge(old: polib.POFile, units: list[Unit], lang: str, source: str) -> tuple
             report.new += 1
         else:
             used.add(id(before))
-            entry.msgstr, entry.flags = before.msgstr, list(before.flags)
+            entry.msgstr, entry.flags, entry.tcomment = before.msgstr, list(before.flags), before.tcomment
             if before.msgid == unit.text:
                 entry.previous_msgid = before.previous_msgid
                 report.kept += 1

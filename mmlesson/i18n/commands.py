@@ -9,7 +9,7 @@ from pathlib import Path
 import polib
 
 from mmlesson.i18n.build import BUILDER, Language, english_readme
-from mmlesson.i18n.catalog import Status, merge, read_po, write_text
+from mmlesson.i18n.catalog import Status, merge, read_po, template, write_text
 from mmlesson.i18n.markdown import broken_links
 from mmlesson.i18n.project import README, SOURCE_DIR, Project, language_name
 
@@ -49,8 +49,16 @@ def _merge_all(project: Project, langs: Iterable[str], only_new: bool) -> list[s
             created = f"{label}: created, {len(units)} entries to translate"
             lines.append(created if old is None else f"{label}: {report}")
     project.require_safe(paths)
-    _write_all(project, files)
+    _write_all(project, files | templates(project))
     return lines
+
+
+def templates(project: Project) -> dict[Path, str]:
+    """The POT file of every document, as `extract` and `update` write it."""
+    return {
+        project.template_path(name): str(template(units, source_label(name))) + "\n"
+        for name, units in project.documents().items()
+    }
 
 
 def build(project: Project, langs: Iterable[str]) -> tuple[list[str], list[str]]:
@@ -107,6 +115,11 @@ def check(project: Project, langs: Iterable[str]) -> tuple[list[str], str]:
         rows.append(_coverage_row(language, statuses, current))
     if project.languages() and english_readme(project) != (project.root / README).read_text(encoding="utf-8"):
         problems.append(f"{README}: the table of languages is out of date; run `{BUILDER}`")
+    problems += [
+        f"{project.relative(path)} is missing or out of date; run `python -m mmlesson i18n update`"
+        for path, text in templates(project).items()
+        if not path.exists() or _read(path) != text
+    ]
     return problems, _table(rows)
 
 

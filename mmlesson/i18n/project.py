@@ -166,6 +166,10 @@ class Project:
     def po_path(self, lang: str, name: str) -> Path:
         return self.language_dir(lang) / "po" / f"{name}.po"
 
+    def template_path(self, name: str) -> Path:
+        """The POT file of one document, which a new language (in Weblate, or by hand) starts from."""
+        return self.root / TRANSLATIONS_DIR / "templates" / f"{name}.pot"
+
     def relative(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
 
