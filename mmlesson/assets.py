@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mmlesson.asset_overrides import apply_overrides
-from mmlesson.errors import MMLessonError
+from mmlesson.errors import InputError, MMLessonError
 
 if TYPE_CHECKING:
     import requests
@@ -82,9 +82,9 @@ REGISTRY: dict[str, Asset] = {}
 def register(asset: Asset) -> Asset:
     """Add an asset to the registry (tests register assets served from 127.0.0.1)."""
     if len(asset.sha256) != 64 or not all(c in "0123456789abcdef" for c in asset.sha256):
-        raise ValueError(f"{asset.name}: sha256 must be 64 lowercase hex digits, got {asset.sha256!r}")
+        raise InputError(f"{asset.name}: sha256 must be 64 lowercase hex digits, got {asset.sha256!r}")
     if not asset.urls:
-        raise ValueError(f"{asset.name}: at least one URL is needed")
+        raise InputError(f"{asset.name}: at least one URL is needed")
     REGISTRY[asset.name] = asset
     return asset
 

@@ -181,7 +181,7 @@ class ClipBundle:
         program makes as tensors (guided generation), which never pass through `preprocess`."""
         split = self._split_preprocess()
         if split is None:
-            raise ValueError(
+            raise InputError(
                 f"{self.name}'s preprocessing has no ToTensor + Normalize steps to apply to tensors"
             )
         return _apply(split[1], pixels)

@@ -40,8 +40,8 @@ from torch import nn
 
 from mmlesson import assets, runtime
 from mmlesson.assets import WEIGHTS_DIR
-from mmlesson.clip import ImageInput, InputError, OutOfMemoryAdvice, check_positive_int, check_seed
-from mmlesson.errors import MMLessonError
+from mmlesson.clip import ImageInput, OutOfMemoryAdvice, check_positive_int, check_seed
+from mmlesson.errors import InputError, MMLessonError
 from mmlesson.vqgan import TINY_VQGAN_NAME, VQGAN, load_tiny_vqgan, to_pil
 
 TINY_DALLE_NAME = "mmlesson-tiny-dalle"
@@ -234,7 +234,7 @@ class GPT(nn.Module):
         """
         start = 0 if past is None else past[0][0].shape[2]
         if start + idx.shape[1] > self.config.block_size:
-            raise ValueError(
+            raise InputError(
                 f"the sequence is {start + idx.shape[1]} tokens long; this GPT has positions for "
                 f"{self.config.block_size}"
             )
@@ -281,7 +281,7 @@ class Dalle:
         wanted = self.gpt_shape(tokenizer, vqgan)
         found = {key: getattr(gpt.config, key) for key in wanted}
         if found != wanted:
-            raise ValueError(
+            raise InputError(
                 f"this GPT does not fit this tokenizer and VQGAN: it has {found}, they need {wanted}"
             )
         self.gpt, self.vqgan, self.tokenizer, self.name = gpt, vqgan, tokenizer, name
@@ -342,7 +342,7 @@ class Dalle:
         else:
             grids = self.vqgan.encode(images)
         if len(grids) != len(text):
-            raise ValueError(f"{len(text)} captions but {len(grids)} images: give one caption per image")
+            raise InputError(f"{len(text)} captions but {len(grids)} images: give one caption per image")
         codes = grids.flatten(1).cpu() + self.tokenizer.vocab_size
         return torch.cat([text, codes], dim=1)
 
@@ -351,7 +351,7 @@ class Dalle:
         sequences = torch.as_tensor(sequences)
         sequences = sequences.unsqueeze(0) if sequences.ndim == 1 else sequences
         if sequences.ndim != 2 or sequences.shape[1] != self.text_length + self.image_length:
-            raise ValueError(
+            raise InputError(
                 f"sequences must be [N, {self.text_length + self.image_length}] "
                 f"({self.text_length} caption slots, then {self.image_length} image tokens); got "
                 f"{tuple(sequences.shape)}"

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from PIL import Image, ImageDraw, UnidentifiedImageError
 
-from mmlesson.errors import MMLessonError
+from mmlesson.errors import InputError, MissingFileError, MissingPackageError, MMLessonError
 
 if TYPE_CHECKING:
     import torch
@@ -151,29 +151,29 @@ def check_int(name: str, value: Any, minimum: int) -> int:
     """Return `value` as an int, or raise TypeError/ValueError saying which integers are allowed."""
     wanted = {0: "a non-negative integer", 1: "a positive integer"}.get(minimum, f"an integer >= {minimum}")
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be {wanted}, got {value!r} ({type(value).__name__})")
+        raise InputError(f"{name} must be {wanted}, got {value!r} ({type(value).__name__})")
     if value < minimum:
-        raise ValueError(f"{name} must be {wanted}, got {value!r}")
+        raise InputError(f"{name} must be {wanted}, got {value!r}")
     return int(value)
 
 
 def _check_word(kind: str, word: Any, valid: Sequence[str]) -> str:
     """Raise ValueError unless `word` is one of the vocabulary words `valid`."""
     if word not in valid:
-        raise ValueError(f"unknown {kind} {word!r}; choose one of: {', '.join(valid)}")
+        raise InputError(f"unknown {kind} {word!r}; choose one of: {', '.join(valid)}")
     return word
 
 
 def _check_pairs(name: str, pairs: Iterable[Any]) -> set[tuple[str, str]]:
     """Validate an iterable of (color, shape) pairs and return them as a set of tuples."""
     if isinstance(pairs, str) or not isinstance(pairs, Iterable):
-        raise TypeError(
+        raise InputError(
             f"{name} must be a list of (color, shape) pairs such as [('red', 'circle')], got {pairs!r}"
         )
     checked = set()
     for pair in pairs:
         if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
-            raise TypeError(
+            raise InputError(
                 f"{name} must hold (color, shape) pairs such as ('red', 'circle'), got {pair!r}; "
                 f"to use a single pair, wrap it in a list: [('red', 'circle')]"
             )
@@ -193,7 +193,7 @@ def _resolve_combos(
     held_out = set() if exclude is None else _check_pairs("exclude", exclude)
     kept = tuple(pair for pair in ALL_COMBOS if pair in wanted and pair not in held_out)
     if not kept:
-        raise ValueError(
+        raise InputError(
             "no (color, shape) pair is left once `exclude` is removed from `combos`; keep at least one pair"
         )
     return kept
@@ -284,7 +284,7 @@ def render(
 def caption(attrs: dict[str, Any], template: int = 0) -> str:
     """Describe an object in words; template 0 gives the canonical "a large red circle on the left"."""
     if not (isinstance(template, int) and 0 <= template < len(CAPTION_TEMPLATES)):
-        raise ValueError(
+        raise InputError(
             f"template must index CAPTION_TEMPLATES (0..{len(CAPTION_TEMPLATES) - 1}), got {template!r}"
         )
     return CAPTION_TEMPLATES[template].format(
@@ -463,7 +463,7 @@ def _bundled_photos() -> tuple[Photo, ...]:
     try:
         folder = importlib.resources.files("skimage") / "data"
     except ModuleNotFoundError as error:
-        raise ModuleNotFoundError(
+        raise MissingPackageError(
             "photos() reads the photos that ship with scikit-image, which is not installed: "
             "run `pip install scikit-image`"
         ) from error
@@ -568,7 +568,7 @@ def _to_uint8(array: np.ndarray, what: str) -> np.ndarray:
                 f"rescale with (a - a.min()) / (a.max() - a.min())"
             )
         return (array * (255 if high <= 1 else 1)).round().astype(np.uint8)
-    raise TypeError(f"{what} has dtype {array.dtype}; use uint8, uint16, bool or float")
+    raise InputError(f"{what} has dtype {array.dtype}; use uint8, uint16, bool or float")
 
 
 def _array_to_rgb(array: np.ndarray, what: str, resize_to: int | None = None) -> Image.Image:
@@ -611,7 +611,7 @@ def _open_file(path: Path, resize_to: int | None) -> Image.Image:
 
 def _decode_file(path: Path, resize_to: int | None) -> Image.Image:
     if not path.exists():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"no file at {path}: check the spelling, and that relative paths start from the working directory"
         )
     if path.is_dir():
@@ -673,6 +673,6 @@ def load_image(item: Image.Image | str | Path | np.ndarray, resize_to: int | Non
         if hasattr(item, "permute")
         else ""
     )
-    raise TypeError(
+    raise InputError(
         f"load_image takes a PIL image, a file path or a numpy array, got {type(item).__name__}{hint}"
     )

@@ -28,14 +28,13 @@ from mmlesson.assets import written_atomically
 from mmlesson.clip import (
     ClipBundle,
     ImageInput,
-    InputError,
     OutOfMemoryAdvice,
     check_finite_pixels,
     check_positive_int,
     check_seed,
     load_clip,
 )
-from mmlesson.errors import MMLessonError
+from mmlesson.errors import InputError, MMLessonError
 from mmlesson.train import learning_rate
 from mmlesson.vqgan import VQGAN, load_vqgan, to_pil
 
@@ -287,7 +286,7 @@ class _Objective:
 def save_animation(frames: Sequence[Image.Image], path: str | Path, seconds_per_frame: float = 0.1) -> Path:
     """Write the frames as a looping GIF, via a temporary file, so a failed write leaves nothing behind."""
     if not frames:
-        raise ValueError("no frames to animate: generate(...) with frame_every smaller than steps")
+        raise InputError("no frames to animate: generate(...) with frame_every smaller than steps")
     path = Path(path)
     with written_atomically(path) as temporary:
         frames[0].save(

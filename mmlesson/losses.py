@@ -17,21 +17,23 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from mmlesson.errors import InputError
+
 
 def _check_pair(image_embeddings: torch.Tensor, text_embeddings: torch.Tensor) -> None:
     """The same number of images and texts, embedded in the same space."""
     if image_embeddings.ndim != 2 or text_embeddings.ndim != 2:
-        raise ValueError(
+        raise InputError(
             "embeddings must be 2-D [batch, dim]; got image "
             f"{tuple(image_embeddings.shape)} and text {tuple(text_embeddings.shape)}"
         )
     if image_embeddings.shape != text_embeddings.shape:
-        raise ValueError(
+        raise InputError(
             f"image and text embeddings must have the same shape (pair k is image k with text k); got "
             f"{tuple(image_embeddings.shape)} and {tuple(text_embeddings.shape)}"
         )
     if image_embeddings.shape[0] == 0:
-        raise ValueError("the batch is empty: a contrastive loss needs at least one (image, text) pair")
+        raise InputError("the batch is empty: a contrastive loss needs at least one (image, text) pair")
 
 
 def similarity_logits(

@@ -37,9 +37,9 @@ from safetensors.torch import save_file
 
 from mmlesson import runtime
 from mmlesson.assets import written_atomically
-from mmlesson.clip import ClipBundle, ImageInput, InputError, check_positive_int
+from mmlesson.clip import ClipBundle, ImageInput, check_positive_int
 from mmlesson.data import load_image
-from mmlesson.errors import MMLessonError
+from mmlesson.errors import InputError, MissingFileError, MissingPackageError, MMLessonError
 
 FORMAT = "mmlesson-image-index"
 FORMAT_VERSION = 2  # 1: the checksum covered embeddings, ids and model; 2: all of the file's content
@@ -632,7 +632,7 @@ def _read_index_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str
 
 def _read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     if not path.exists():
-        raise FileNotFoundError(f"no index file at {path}: check the path")
+        raise MissingFileError(f"no index file at {path}: check the path")
     path.open("rb").close()  # safetensors calls a file it may not read "missing": let the system say why
     with safe_open(str(path), framework="pt") as file:
         metadata = file.metadata() or {}
@@ -737,7 +737,7 @@ def _import_faiss() -> Any:
     try:
         import faiss
     except ModuleNotFoundError:
-        raise ModuleNotFoundError(
+        raise MissingPackageError(
             "approximate search needs FAISS, which the course installs: pip install faiss-cpu"
         ) from None
     return faiss

@@ -28,6 +28,8 @@ from matplotlib.image import AxesImage
 from matplotlib.ticker import PercentFormatter
 from PIL import Image
 
+from mmlesson.errors import InputError
+
 ImageLike = Any  # a PIL image, a numpy array (H, W, 3) or a torch tensor [3, H, W]
 ScoresLike = Any  # a torch tensor, a numpy array or nested lists of numbers
 
@@ -52,20 +54,20 @@ def _to_hwc(image: ImageLike) -> np.ndarray:
         return np.asarray(image.convert("RGB"))
     if isinstance(image, torch.Tensor):
         if image.ndim != 3 or image.shape[0] != 3:
-            raise ValueError(f"a torch image must have shape [3, H, W], got {list(image.shape)}")
+            raise InputError(f"a torch image must have shape [3, H, W], got {list(image.shape)}")
         image = image.detach().cpu().permute(1, 2, 0)
         image = (image if image.dtype == torch.uint8 else image.float()).numpy()
     if not isinstance(image, np.ndarray):
-        raise ValueError(
+        raise InputError(
             f"an image must be a PIL image, numpy array or torch tensor, got {type(image).__name__}"
         )
     if image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"a numpy image must have shape (H, W, 3), got {image.shape}")
+        raise InputError(f"a numpy image must have shape (H, W, 3), got {image.shape}")
     if image.dtype == np.uint8:
         return image
     low, high = float(image.min()), float(image.max())
     if low < -_FLOAT_IMAGE_SLACK or high > 1 + _FLOAT_IMAGE_SLACK:
-        raise ValueError(
+        raise InputError(
             f"a {image.dtype} image must be uint8 (0-255) or hold values in [0, 1], "
             f"got values in [{low:.3g}, {high:.3g}]: "
             "convert 0-255 images with .astype(np.uint8), map [-1, 1] images with (x + 1) / 2"
@@ -80,7 +82,7 @@ def _to_image_list(images: ImageLike | Sequence[ImageLike]) -> list[np.ndarray]:
         images = [images]
     arrays = [_to_hwc(image) for image in images]
     if not arrays:
-        raise ValueError("expected at least one image, got an empty list")
+        raise InputError("expected at least one image, got an empty list")
     return arrays
 
 
@@ -91,21 +93,21 @@ def _to_numpy(scores: ScoresLike, name: str) -> np.ndarray:
     try:
         return np.asarray(scores, dtype=float)
     except (TypeError, ValueError) as error:
-        raise ValueError(f"{name} must be a tensor, array or rectangular nested list of numbers") from error
+        raise InputError(f"{name} must be a tensor, array or rectangular nested list of numbers") from error
 
 
 def _to_matrix(scores: ScoresLike, name: str, shape: str) -> np.ndarray:
     """Turn scores into a 2-D float array; ``shape`` (e.g. "[N images, M texts]") goes into the error."""
     matrix = _to_numpy(scores, name)
     if matrix.ndim != 2:
-        raise ValueError(f"{name} must be 2-D {shape}, got shape {list(matrix.shape)}")
+        raise InputError(f"{name} must be 2-D {shape}, got shape {list(matrix.shape)}")
     return matrix
 
 
 def _check_length(items: Sequence | None, expected: int, what: str, per: str) -> None:
     """Raise a ValueError naming both sides when ``items`` (if given) does not hold one entry per ``per``."""
     if items is not None and len(items) != expected:
-        raise ValueError(f"expected {expected} {what} (one per {per}), got {len(items)}")
+        raise InputError(f"expected {expected} {what} (one per {per}), got {len(items)}")
 
 
 def image_grid(
@@ -123,7 +125,7 @@ def image_grid(
     arrays = _to_image_list(images)
     _check_length(captions, len(arrays), "captions", "image")
     if ncols < 1:
-        raise ValueError(f"ncols must be at least 1, got {ncols}")
+        raise InputError(f"ncols must be at least 1, got {ncols}")
     ncols = min(ncols, len(arrays))
     nrows = math.ceil(len(arrays) / ncols)
     chars_per_line = max(8, int(size * 72 / (0.6 * _CAPTION_FONTSIZE)))
@@ -236,7 +238,7 @@ def topk_bars(
     on top, and how sure is the model?
     """
     if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
+        raise InputError(f"k must be at least 1, got {k}")
     probs = _to_numpy(probs, "probs")
     matrix = _to_matrix(probs[None] if probs.ndim == 1 else probs, "probs", "[N images, C classes]")
     n, c = matrix.shape
@@ -285,7 +287,7 @@ def loss_curve(
     mini-batch losses hide the trend, so the smoothed line is drawn over a faint copy of the raw values.
     """
     if not 0 <= smooth < 1:
-        raise ValueError(f"smooth must be in [0, 1), got {smooth}")
+        raise InputError(f"smooth must be in [0, 1), got {smooth}")
     curves = values if isinstance(values, Mapping) else {ylabel: values}
     fig = CourseFigure(figsize=(5.0, 3.2), layout="constrained")
     ax = fig.add_subplot()
@@ -293,7 +295,7 @@ def loss_curve(
         label = f"values[{name!r}]" if isinstance(values, Mapping) else "values"
         raw = _to_numpy(curve, label)
         if raw.ndim != 1 or raw.size == 0:
-            raise ValueError(
+            raise InputError(
                 f"{label} must be a non-empty 1-D sequence of numbers, got shape {list(raw.shape)}"
             )
         if smooth:

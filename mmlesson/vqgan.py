@@ -37,7 +37,7 @@ from mmlesson import assets, checkpoints, runtime
 from mmlesson.assets import WEIGHTS_DIR
 from mmlesson.clip import ImageInput, check_finite_pixels
 from mmlesson.data import load_image
-from mmlesson.errors import MMLessonError
+from mmlesson.errors import InputError, MMLessonError
 
 TINY_VQGAN_NAME = "mmlesson-tiny-vqgan"
 FULL_VQGAN_ASSET = "vqgan-imagenet-f16-16384"  # the checkpoint; its config is the "-config" asset
@@ -198,7 +198,7 @@ class VQGAN(torch.nn.Module):
         else:
             items = [images] if isinstance(images, ImageInput) else list(images)
             if not items:
-                raise ValueError("no images given: pass at least one image")
+                raise InputError("no images given: pass at least one image")
             pixels = torch.stack([_square_tensor(load_image(item, resize_to=size), size) for item in items])
         return (pixels * 2 - 1).to(self.device)
 
@@ -219,12 +219,12 @@ class VQGAN(torch.nn.Module):
         if indices.ndim == 2:
             indices = indices.unsqueeze(0)
         if indices.ndim != 3 or indices.is_floating_point() or indices.is_complex():
-            raise ValueError(
+            raise InputError(
                 f"token indices must be an integer tensor [N, h, w] or [h, w]; got {indices.dtype} "
                 f"{tuple(indices.shape)}"
             )
         if indices.numel() and (indices.min() < 0 or indices.max() >= self.codebook_size):
-            raise ValueError(
+            raise InputError(
                 f"token indices must be in 0..{self.codebook_size - 1} (this codebook's size); got values "
                 f"from {int(indices.min())} to {int(indices.max())}"
             )
@@ -262,15 +262,15 @@ def _square_tensor(image: Image.Image, size: int) -> torch.Tensor:
 def _check_unit_tensor(pixels: torch.Tensor) -> torch.Tensor:
     pixels = pixels.unsqueeze(0) if pixels.ndim == 3 else pixels
     if pixels.ndim != 4 or pixels.shape[1] != 3 or not pixels.is_floating_point():
-        raise ValueError(
+        raise InputError(
             f"a tensor of images must be float [N, 3, H, W] in [0, 1]; got {pixels.dtype} "
             f"{tuple(pixels.shape)}. Pass PIL images or paths instead."
         )
     if len(pixels) == 0:
-        raise ValueError("no images given: the tensor is empty")
+        raise InputError("no images given: the tensor is empty")
     check_finite_pixels(pixels, "the tensor of images")
     if pixels.min() < -1e-3 or pixels.max() > 1 + 1e-3:
-        raise ValueError(
+        raise InputError(
             f"a tensor of images must hold values in [0, 1]; got {float(pixels.min()):.2f} to "
             f"{float(pixels.max()):.2f} (for [-1, 1] pixels use encode_latents directly)"
         )

@@ -26,6 +26,13 @@ for proxy in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
     os.environ.pop(proxy, None)  # the loopback server must be reached directly
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """nbval's cells are slow: running the lessons takes minutes (`pytest -m "not slow"` leaves them out)."""
+    for item in items:
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.slow)
+
+
 class FileServer:
     """A tiny HTTP server that can misbehave on purpose, one behaviour per path.
 

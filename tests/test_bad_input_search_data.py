@@ -935,7 +935,11 @@ def outcome_of(call: Callable[[World], Any], world: World) -> dict[str, Any]:
         return {"raised": [c.__name__ for c in type(error).__mro__], "message": str(error)}
 
 
-@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+@pytest.mark.parametrize(
+    "case",
+    # a row in a child process starts PyTorch afresh (seconds): slow
+    [pytest.param(c, id=c.id, marks=[pytest.mark.slow] if isinstance(c.call, Child) else []) for c in CASES],
+)
 def test_bad_input(case: Case, world: World, request: pytest.FixtureRequest) -> None:
     if isinstance(case.call, Child):
         outcomes = request.getfixturevalue("nobody_outcomes") if case.call.as_nobody else None

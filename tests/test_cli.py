@@ -25,6 +25,7 @@ def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_doctor_passes_in_the_tiny_profile():
     result = run_cli("doctor")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -33,6 +34,7 @@ def test_doctor_passes_in_the_tiny_profile():
     assert "import open_clip" in result.stdout and "CLIP tokenizer works offline" in result.stdout
 
 
+@pytest.mark.slow
 def test_doctor_fails_on_a_bad_device_with_advice():
     result = run_cli("doctor", MMLESSON_DEVICE="tpu")
     assert result.returncode == 1
@@ -92,6 +94,7 @@ def test_fetch_full_offline_exits_nonzero_naming_what_is_missing(
     assert not any(p.name == "loopback.bin" for p in cache.iterdir())
 
 
+@pytest.mark.slow
 def test_unknown_command_and_profile_are_argparse_errors():
     result = run_cli("fetch", "--profile", "huge")
     assert result.returncode == 2 and "invalid choice" in result.stderr

@@ -288,6 +288,7 @@ def describe(packages: dict[str, str]) -> str:
     return ", ".join(f"{name} {version}" for name, version in sorted(packages.items())) or "nothing"
 
 
+@pytest.mark.slow
 @pytest.mark.network
 @pytest.mark.parametrize("runtime", sorted(FREEZES))
 def test_install_cell_changes_nothing_colab_has(runtime, course_wheel, tmp_path):
@@ -308,6 +309,7 @@ def test_install_cell_changes_nothing_colab_has(runtime, course_wheel, tmp_path)
     assert not jupyter, f"would install Jupyter packages on Colab, which brings its own: {jupyter}"
 
 
+@pytest.mark.slow
 @pytest.mark.network
 def test_a_conflict_with_colab_fails_and_names_the_package(course_wheel, tmp_path):
     """The test of the test: a Colab whose ipywidgets is older than the course allows."""

@@ -49,6 +49,7 @@ def registry_on_loopback(published_checkpoint, monkeypatch):
     server.close()
 
 
+@pytest.mark.slow
 def test_full_profile_downloads_verifies_and_loads(published_checkpoint, registry_on_loopback, cache):
     original, _ = published_checkpoint
     bundle = mmlesson.load_clip(profile="full", device="cpu")
@@ -70,6 +71,7 @@ def test_full_profile_offline_says_what_to_do_and_tiny_still_works(monkeypatch, 
     assert mmlesson.load_clip(profile="tiny", device="cpu").name == "mmlesson-tiny-clip"
 
 
+@pytest.mark.slow
 def test_a_local_checkpoint_file(published_checkpoint):
     original, path = published_checkpoint
     bundle = mmlesson.load_clip(profile="full", device="cpu", model_name="ViT-B-32", pretrained=str(path))

@@ -88,6 +88,7 @@ def test_relative_links_and_images_resolve(path):
     assert broken_links(markdown(load(path)), path.parent) == []
 
 
+@pytest.mark.slow
 def test_readme_and_install_cells_match_the_repository_url():
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "sync_links.py"), "--check"], capture_output=True, text=True

@@ -167,6 +167,7 @@ def run_as_participant(room, home: Path, entries: list[assets.Asset]) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_a_participant_uses_the_instructors_cache_without_writing_to_it(shared, payload, monkeypatch):
     room = room_or_skip()
     cache, home = shared / "cache", shared / "home"

@@ -57,6 +57,7 @@ def test_it_is_open_clips_own_clip_class(bundle):
     assert bundle.name == TINY_CLIP_NAME and bundle.image_size == 64 and bundle.context_length == 24
 
 
+@pytest.mark.slow
 def test_quality_bars_hold_and_match_the_manifest(bundle, manifest):
     """Recompute every metric the manifest reports, on the same held-out worlds."""
     measured = train.evaluate_clip(bundle)

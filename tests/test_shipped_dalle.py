@@ -69,6 +69,7 @@ def test_the_manifest_metrics_meet_the_bars(manifest):
     assert metrics["seconds_per_image"] <= 1.0
 
 
+@pytest.mark.slow
 def test_quality_bars_hold_recomputed_on_every_color_and_shape(measured, manifest):
     for name, bar in QUALITY_BARS.items():
         assert measured[name] >= bar, f"{name}: {measured[name]:.3f} < {bar}"
@@ -76,6 +77,7 @@ def test_quality_bars_hold_recomputed_on_every_color_and_shape(measured, manifes
         assert measured[name] == pytest.approx(manifest["metrics"][name], abs=0.1), name
 
 
+@pytest.mark.slow
 def test_reranking_by_clip_raises_the_shape_score(measured):
     assert measured["shape_reranked_all"] > measured["shape_all"]
     assert measured["shape_reranked_held_out"] > measured["shape_held_out"]  # where it matters most

@@ -47,6 +47,7 @@ def test_it_is_built_from_taming_modules(model):
     assert model.codebook.dtype == torch.float32 and model.device == torch.device("cpu")
 
 
+@pytest.mark.slow
 def test_quality_bars_hold_and_match_the_manifest(model, manifest):
     """Recompute the manifest's metrics on the same held-out images."""
     measured = train_vqgan.evaluate_vqgan(model)

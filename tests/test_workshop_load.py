@@ -13,9 +13,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_two_seats_start_lesson_2_together_on_one_cache(tmp_path):
     report_path = tmp_path / "report.json"
     done = subprocess.run(
