@@ -34,7 +34,7 @@ def model_only_steps(model, tokenizer, batch) -> None:
 
 def main() -> None:
     model, tokenizer = train.new_tiny_clip()
-    world = data.ShapesWorld(seed=0, exclude=train.HELD_OUT)
+    world = data.ShapesWorld(seed=0, exclude=data.HELD_OUT)
     batch = world.sample(BATCH)
     ours_s = best_seconds(lambda: train.train_clip(model, tokenizer, world, STEPS, BATCH, progress=False), 3)
     baseline_s = best_seconds(lambda: model_only_steps(model, tokenizer, batch), 3)

@@ -295,6 +295,53 @@ def caption(attrs: dict[str, Any], template: int = 0) -> str:
     )
 
 
+# --- the course's vocabulary: the pairs no model sees, prompts, the captions trainers write -----------------
+
+# Held out of training: one pair per color, every shape at least once.
+HELD_OUT = (
+    ("red", "triangle"),
+    ("orange", "star"),
+    ("yellow", "heart"),
+    ("green", "circle"),
+    ("blue", "square"),
+    ("purple", "star"),
+)
+PROMPT_PREFIXES = ("a", "a photo of a", "a picture of a", "an image of a", "a drawing of a")
+ZERO_SHOT_TEMPLATE = "a photo of a {}"
+
+
+def partial_caption(attributes: dict, rng: random.Random) -> str:
+    """A short description naming only some attributes, e.g. 'a photo of a red shape' or 'a large star'."""
+    color, shape, size = attributes["color"], attributes["shape"], attributes["size"]
+    where = POSITION_PHRASES[attributes["position"]]
+    phrase = rng.choice(
+        (
+            f"{color} {shape}",
+            f"{color} shape",
+            shape,
+            f"{size} {shape}",
+            f"{size} {color} {shape}",
+            f"{color} {shape} {where}",
+        )
+    )
+    return f"{rng.choice(PROMPT_PREFIXES)} {phrase}"
+
+
+def training_caption(canonical: str, attributes: dict, rng: random.Random) -> str:
+    """Half the time the world's own caption, otherwise a partial one."""
+    return canonical if rng.random() < 0.5 else partial_caption(attributes, rng)
+
+
+def course_texts() -> list[str]:
+    """Every text the training can produce, plus the zero-shot prompts: the tiny CLIP's whole vocabulary."""
+    texts = [ZERO_SHOT_TEMPLATE.format(f"{c} {s}") for c, s in ALL_COMBOS]
+    for color, shape, size, position in itertools.product(COLORS, SHAPES, SIZES, POSITIONS):
+        attributes = {"color": color, "shape": shape, "size": size, "position": position}
+        texts += [caption(attributes, t) for t in range(len(CAPTION_TEMPLATES))]
+    texts += [f"{prefix} shape" for prefix in PROMPT_PREFIXES]
+    return texts
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Reading an image back: the independent check of generated images (no model involved)
 

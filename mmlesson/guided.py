@@ -35,7 +35,7 @@ from mmlesson.clip import (
     load_clip,
 )
 from mmlesson.errors import InputError, MMLessonError
-from mmlesson.train import learning_rate
+from mmlesson.schedule import learning_rate, set_learning_rate
 from mmlesson.vqgan import VQGAN, load_vqgan, to_pil
 
 _WEIGHT = re.compile(r"^(?P<text>.*):(?P<weight>\S*)\s*$", re.DOTALL)
@@ -231,8 +231,7 @@ class _Loop:
         optimizer = torch.optim.Adam([latents], lr=self.lr)
         frames, losses = [], []
         for step in range(self.steps):
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(step, self.steps, self.lr, floor=0.1)
+            set_learning_rate(optimizer, learning_rate(step, self.steps, self.lr, floor=0.1))
             image = _decode(vqgan, latents)
             loss = objective(image)
             optimizer.zero_grad()

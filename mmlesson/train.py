@@ -16,7 +16,6 @@ in-distribution for the text encoder.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import math
 import random
@@ -31,54 +30,11 @@ import torch
 from mmlesson import data, runtime
 from mmlesson.assets import WEIGHTS_DIR, save_shipped
 from mmlesson.clip import TINY_CLIP_NAME, ClipBundle, CompactTokenizer, bundle_from_model, tiny_clip_config
+from mmlesson.data import HELD_OUT, ZERO_SHOT_TEMPLATE, course_texts, training_caption
 from mmlesson.losses import contrastive_loss
+from mmlesson.schedule import learning_rate, set_learning_rate
 
-# Held out of training: one pair per color, every shape at least once.
-HELD_OUT = (
-    ("red", "triangle"),
-    ("orange", "star"),
-    ("yellow", "heart"),
-    ("green", "circle"),
-    ("blue", "square"),
-    ("purple", "star"),
-)
-PROMPT_PREFIXES = ("a", "a photo of a", "a picture of a", "an image of a", "a drawing of a")
-ZERO_SHOT_TEMPLATE = "a photo of a {}"
 MAX_LOGIT_SCALE = 100.0  # CLIP clamps its learned 1/temperature here, so training cannot run away
-
-
-def partial_caption(attributes: dict, rng: random.Random) -> str:
-    """A short description naming only some attributes, e.g. 'a photo of a red shape' or 'a large star'."""
-    color, shape, size = attributes["color"], attributes["shape"], attributes["size"]
-    where = data.POSITION_PHRASES[attributes["position"]]
-    phrase = rng.choice(
-        (
-            f"{color} {shape}",
-            f"{color} shape",
-            shape,
-            f"{size} {shape}",
-            f"{size} {color} {shape}",
-            f"{color} {shape} {where}",
-        )
-    )
-    return f"{rng.choice(PROMPT_PREFIXES)} {phrase}"
-
-
-def training_caption(caption: str, attributes: dict, rng: random.Random) -> str:
-    """Half the time the world's own caption, otherwise a partial one."""
-    return caption if rng.random() < 0.5 else partial_caption(attributes, rng)
-
-
-def course_texts() -> list[str]:
-    """Every text the training can produce, plus the zero-shot prompts: the tiny CLIP's whole vocabulary."""
-    texts = [ZERO_SHOT_TEMPLATE.format(f"{c} {s}") for c, s in data.ALL_COMBOS]
-    for color, shape, size, position in itertools.product(
-        data.COLORS, data.SHAPES, data.SIZES, data.POSITIONS
-    ):
-        attributes = {"color": color, "shape": shape, "size": size, "position": position}
-        texts += [data.caption(attributes, t) for t in range(len(data.CAPTION_TEMPLATES))]
-    texts += [f"{prefix} shape" for prefix in PROMPT_PREFIXES]
-    return texts
 
 
 def course_bpe_ids() -> list[int]:
@@ -104,14 +60,6 @@ def normalize_pixels(pixels: torch.Tensor) -> torch.Tensor:
     return (pixels - mean) / std
 
 
-def learning_rate(step: int, steps: int, peak: float, warmup: int = 0, floor: float = 0.0) -> float:
-    """Linear warm-up to `peak` over `warmup` steps, then a cosine decay to `floor * peak`."""
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = (step - warmup) / max(1, steps - warmup)
-    return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
 def train_clip(
     model: torch.nn.Module,
     tokenizer: CompactTokenizer,
@@ -133,8 +81,7 @@ def train_clip(
     for step in runtime.progress_bar(range(steps), desc="training", disable=not progress):
         batch = world.sample(batch_size, start=step * batch_size)
         texts = [training_caption(c, a, rng) for c, a in zip(batch.captions, batch.attributes)]
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, steps, lr, warmup)
+        set_learning_rate(optimizer, learning_rate(step, steps, lr, warmup))
         image_features = model.encode_image(normalize_pixels(batch.to_tensor()).to(device))
         text_features = model.encode_text(tokenizer(texts).to(device))
         loss = contrastive_loss(image_features, text_features, model.logit_scale.exp())

@@ -29,14 +29,15 @@ from dataclasses import asdict
 
 import torch
 
-from mmlesson import data, judge, runtime, train
+from mmlesson import data, judge, runtime
 from mmlesson.assets import save_shipped, shipped_weights
 from mmlesson.clip import ClipBundle, load_tiny_clip
 from mmlesson.dalle import TINY_DALLE_NAME, CaptionTokenizer, Dalle, split_words
-from mmlesson.train import learning_rate, training_arguments
+from mmlesson.data import HELD_OUT  # the tiny CLIP's too: neither model has seen a red triangle
+from mmlesson.schedule import learning_rate, set_learning_rate
+from mmlesson.train import training_arguments
 from mmlesson.vqgan import TINY_VQGAN_NAME, VQGAN, load_tiny_vqgan
 
-HELD_OUT = train.HELD_OUT  # the tiny CLIP's held-out pairs: neither model has seen a red triangle
 CONTEXT_LENGTH = 12  # caption slots: the longest course caption has 10 words and marks
 PARTIAL_SHARE = 0.25  # of the training captions that name only some attributes
 EVALUATION_SEED = 1000  # sampling seed of the evaluation (training never samples)
@@ -44,7 +45,7 @@ EVALUATION_SEED = 1000  # sampling seed of the evaluation (training never sample
 
 def course_words() -> list[str]:
     """Every word and punctuation mark of the course's captions and prompts: the tokenizer's vocabulary."""
-    return sorted({word for text in train.course_texts() for word in split_words(text)})
+    return sorted({word for text in data.course_texts() for word in split_words(text)})
 
 
 def new_tiny_dalle(
@@ -67,7 +68,7 @@ def encode_world(
     """Sequences [n, text_length + image_length] of items start..start+n-1 of the world.
 
     Each caption is the world's own or, with probability `partial_share`, a partial one
-    (`train.partial_caption`); the choice depends on the world's seed and the item only.
+    (`data.partial_caption`); the choice depends on the world's seed and the item only.
     """
     rows = []
     for first in runtime.progress_bar(range(start, start + n, chunk), desc="encoding", disable=not progress):
@@ -76,7 +77,7 @@ def encode_world(
         for k, (caption, attributes) in enumerate(zip(batch.captions, batch.attributes)):
             rng = random.Random(f"caption:{world.seed}:{first + k}")
             captions.append(
-                train.partial_caption(attributes, rng) if rng.random() < partial_share else caption
+                data.partial_caption(attributes, rng) if rng.random() < partial_share else caption
             )
         rows.append(dalle.to_sequence(captions, batch.to_tensor()))
     return torch.cat(rows)
@@ -102,8 +103,7 @@ def train_dalle(
     dalle.gpt.train()
     losses = []
     for step in runtime.progress_bar(range(steps), desc="training", disable=not progress):
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, steps, lr, warmup, floor=0.1)
+        set_learning_rate(optimizer, learning_rate(step, steps, lr, warmup, floor=0.1))
         batch = sequences[torch.randint(len(sequences), (batch_size,), generator=generator)]
         loss = dalle.loss(batch)
         optimizer.zero_grad(set_to_none=True)

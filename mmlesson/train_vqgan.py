@@ -24,7 +24,8 @@ import torch.nn.functional as F
 
 from mmlesson import data
 from mmlesson.assets import save_shipped
-from mmlesson.train import learning_rate, training_arguments
+from mmlesson.schedule import learning_rate, set_learning_rate
+from mmlesson.train import training_arguments
 from mmlesson.vqgan import TINY_VQGAN_NAME, VQGAN, psnr, tiny_vqgan_config
 
 RESTART_EVERY = 100
@@ -49,8 +50,7 @@ def train_vqgan(model: VQGAN, world: data.ShapesWorld, steps: int, batch_size: i
     losses = []
     model.train()
     for step in range(steps):
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, steps, lr, warmup=100, floor=0.1)
+        set_learning_rate(optimizer, learning_rate(step, steps, lr, warmup=100, floor=0.1))
         pixels = world.sample(batch_size, start=step * batch_size).to_tensor() * 2 - 1
         latents = model.encode_latents(pixels)
         quantized, indices, codebook_loss = model.quantize_latents(latents)

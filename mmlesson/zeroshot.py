@@ -17,7 +17,7 @@ import torch
 from mmlesson.clip import ClipBundle, InputError
 
 # Prompt sets. Photos: a few of the CLIP paper's ImageNet templates. Shapes: phrasings the tiny CLIP saw
-# in training (mmlesson.train.PROMPT_PREFIXES), so ensembling them averages over known wordings.
+# in training (mmlesson.data.PROMPT_PREFIXES), so ensembling them averages over known wordings.
 PHOTO_TEMPLATES = (
     "a photo of a {}.",
     "a bad photo of a {}.",

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 import mmlesson
-from mmlesson import data, judge, train
+from mmlesson import data, judge
 from mmlesson.dalle import CaptionTokenizer, Dalle, load_dalle
 from mmlesson.errors import MMLessonError
 from mmlesson.train_dalle import CONTEXT_LENGTH, course_words, encode_world, new_tiny_dalle, train_dalle
@@ -39,7 +39,7 @@ def tokenizer() -> CaptionTokenizer:
 
 
 def test_every_course_caption_survives_the_round_trip(tokenizer):
-    texts = train.course_texts()
+    texts = data.course_texts()
     ids = tokenizer(texts)
     assert ids.shape == (len(texts), CONTEXT_LENGTH) and ids.dtype == torch.long
     assert [tokenizer.decode(row) for row in ids] == texts

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import mmlesson
-from mmlesson import assets, train
+from mmlesson import assets, data, train
 from mmlesson.clip import TINY_CLIP_NAME, load_tiny_clip, read_manifest
 from mmlesson.errors import MMLessonError
 
@@ -48,7 +48,7 @@ def test_manifest_records_how_the_weights_were_made(manifest):
     training = manifest["training"]
     assert training["command"].startswith("python -m mmlesson.train clip")
     assert {"seed", "steps", "batch_size", "wall_time_s", "data"} <= training.keys()
-    assert [tuple(pair) for pair in training["held_out_combos"]] == list(train.HELD_OUT)
+    assert [tuple(pair) for pair in training["held_out_combos"]] == list(data.HELD_OUT)
     assert manifest["tokenizer"]["bpe_ids"] == train.course_bpe_ids()
 
 
