@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 
 from mmlesson import assets
-from tests.conftest import free_port
 from tests.fault_server import FaultServer
+from tests.helpers import free_port
 
 BOUND_S = 25.0  # the longest any row may take; the slowest healthy row takes about 3 s
 

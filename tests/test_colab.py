@@ -26,12 +26,9 @@ It needs the package index; where pip cannot reach it the test is skipped and sa
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import shutil
-import subprocess
-import sys
 import time
 import urllib.parse
 import zipfile
@@ -40,7 +37,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT, pip, require_index
+
 COLAB = ROOT / "tests" / "colab"
 FREEZES = {"cpu": COLAB / "pip-freeze.txt", "gpu": COLAB / "pip-freeze.gpu.txt"}
 COLAB_PYTHON = "3.13"
@@ -140,30 +138,6 @@ def write_stubs(pins: dict[str, str], folder: Path) -> None:
 
 
 # --- pip ----------------------------------------------------------------------------------------------------
-
-
-def pip(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
-
-
-@functools.cache
-def index_unreachable() -> str | None:
-    """Why pip cannot reach the package index, or None when it can (asked once per test session)."""
-    try:
-        probe = pip("index", "versions", "ipywidgets", "--timeout", "10", "--retries", "0", timeout=60)
-    except subprocess.TimeoutExpired:
-        return "pip could not reach the package index within 60 s"
-    if probe.returncode != 0 or "7.7.1" not in probe.stdout:
-        last = (probe.stderr.strip().splitlines() or ["no answer"])[-1]
-        return f"pip could not reach the package index (pip index versions ipywidgets: {last})"
-    return None
-
-
-def require_index() -> None:
-    reason = index_unreachable()
-    if reason:
-        pytest.skip(reason)
 
 
 def conflicting_packages(said: str) -> set[str]:

@@ -20,7 +20,7 @@ from mmlesson import assets
 from mmlesson.clip import FULL_CLIP_ASSET
 from mmlesson.data import ShapesWorld
 from mmlesson.errors import MMLessonError
-from tests.conftest import FileServer, free_port
+from tests.helpers import FileServer, free_port
 
 
 @pytest.fixture(scope="module")

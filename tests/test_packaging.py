@@ -16,23 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def requirement_key(requirement: str) -> tuple[str, str]:
-    """('open-clip-torch', '>=2.24') from 'open_clip_torch>=2.24'; names normalised as pip does (PEP 503)."""
-    requirement = requirement.split(";")[0].strip()
-    name, specifier = re.match(r"([A-Za-z0-9_.\-]+)\s*(.*)", requirement).groups()
-    return re.sub(r"[-_.]+", "-", name).lower(), specifier.replace(" ", "")
-
-
-def project() -> dict:
-    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+from tests.helpers import ROOT, names, project, requirement_key
 
 
 def pyproject_requirements() -> set[tuple[str, str]]:
@@ -60,7 +44,7 @@ def test_environment_installs_the_package_and_python_matches():
     pip_section = next(item["pip"] for item in environment["dependencies"] if isinstance(item, dict))
     assert "-e ." in pip_section
     python = next(d for d in environment["dependencies"] if isinstance(d, str) and d.startswith("python="))
-    minimum = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    minimum = project()["requires-python"]
     assert tuple(map(int, python.split("=")[1].split("."))) >= tuple(
         map(int, minimum.lstrip(">=").split("."))
     )
@@ -71,10 +55,6 @@ def test_runtime_dependencies_cover_what_the_doctor_checks():
 
     names = {name for name, _ in pyproject_requirements()}
     assert {requirement_key(package)[0] for _, package in REQUIRED_MODULES} <= names
-
-
-def names(requirements: list[str]) -> set[str]:
-    return {requirement_key(r)[0] for r in requirements}
 
 
 # Colab preinstalls its own Jupyter stack (tests/test_colab.py): the package must not ask for any of it.

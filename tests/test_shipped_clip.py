@@ -10,8 +10,7 @@ import mmlesson
 from mmlesson import assets, data, train
 from mmlesson.clip import TINY_CLIP_NAME, load_tiny_clip, read_manifest
 from mmlesson.errors import MMLessonError
-
-from .conftest import copy_shipped, damage
+from tests.helpers import copy_shipped, damage
 
 WEIGHT_BUDGET_BYTES = 20 * 1024 * 1024  # every shipped weight file together
 QUALITY_BARS = {

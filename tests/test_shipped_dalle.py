@@ -12,8 +12,7 @@ from mmlesson.assets import read_manifest
 from mmlesson.dalle import GPT, TINY_DALLE_NAME, Dalle, load_tiny_dalle
 from mmlesson.errors import MMLessonError
 from mmlesson.vqgan import TINY_VQGAN_NAME
-
-from .conftest import copy_shipped, damage
+from tests.helpers import copy_shipped, damage
 
 # The bars, over every color and shape, read from the pixels (color, position) and by the tiny CLIP
 # (shape); reranking 8 samples by CLIP must raise the shape score.

@@ -12,8 +12,7 @@ from mmlesson import assets, train_vqgan
 from mmlesson.clip import read_manifest
 from mmlesson.errors import MMLessonError
 from mmlesson.vqgan import TINY_VQGAN_NAME, load_tiny_vqgan, tiny_vqgan_config
-
-from .conftest import copy_shipped, damage
+from tests.helpers import copy_shipped, damage
 
 QUALITY_BARS = {"psnr_db_mean": 28.0, "codebook_used_share": 0.5}
 

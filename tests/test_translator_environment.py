@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_colab import require_index
-from tests.test_packaging import ROOT, names, project
+from tests.helpers import ROOT, names, project, require_index
 
 
 def translator_installs() -> list[list[str]]:

@@ -16,9 +16,8 @@ from mmlesson import assets, vqgan
 from mmlesson.data import ShapesWorld
 from mmlesson.errors import MMLessonError
 from mmlesson.vqgan import VQGAN
-
-from . import test_checkpoints
-from .conftest import FileServer
+from tests import test_checkpoints
+from tests.helpers import FileServer
 
 
 def small_config(resolution: int = 32) -> dict:

@@ -42,7 +42,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from tests.test_colab import FREEZES, canonical, pip, read_freeze, require_index
+from tests.helpers import pip, require_index
+from tests.test_colab import FREEZES, canonical, read_freeze
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
