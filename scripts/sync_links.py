@@ -21,10 +21,11 @@ import re
 from pathlib import Path
 
 from mmlesson.i18n import lesson_table, notebook_title, repository_url
+from mmlesson.i18n.project import GENERATED
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT / "images"
-TABLE_START, TABLE_END = "<!-- lessons:start", "<!-- lessons:end -->"
+TABLE_START, TABLE_END = next((start, end) for kind, start, end in GENERATED if kind == "lessons")
 
 # pip without --upgrade keeps every installed package that satisfies the requirements, so on Colab this adds
 # only what Colab lacks (tests/test_colab.py resolves it against Colab's package list), and nothing it adds
