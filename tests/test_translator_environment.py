@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -54,3 +55,13 @@ def test_i18n_commands_run_without_pytorch(tmp_path: Path):
     checked = run("-m", "mmlesson", "i18n", "check")
     assert checked.returncode == 0, checked.stdout[-3000:] + checked.stderr[-3000:]
     assert "Every translation is complete and built." in checked.stdout
+
+    course = tmp_path / "course"  # the commands that write, on a copy of the course
+    for folder in ("notebooks", "translations", "images"):
+        shutil.copytree(ROOT / folder, course / folder)
+    for file in ("README.md", "pyproject.toml"):
+        shutil.copy(ROOT / file, course / file)
+    for action in (["update"], ["build"], ["extract", "--lang", "pt-BR"]):
+        done = run("-m", "mmlesson", "i18n", *action, "--root", str(course))
+        assert done.returncode == 0, f"i18n {action[0]}: " + done.stdout[-3000:] + done.stderr[-3000:]
+    assert (course / "translations" / "pt-BR" / "po" / "00_setup.po").exists()
