@@ -6,11 +6,12 @@ next reviewer sees what has been tried. The other rows failed before it.
 
 Some calls could take the whole machine on a broken implementation (resizing a 3 KB PNG of 1,000,000 x 1
 pixels needs ~12 GB; FAISS with m=-1 allocates ~24 GB, with m=0 it aborts the process, with m=1 it
-crashes). They run in a child process allowed to map only 4 GB more than its imports did (torch alone maps
-~3 GB of address space), so they can only fail, never kill the test run, and the row asserts that the child
-exits normally with the clear message. Checks of read permission run in one child that becomes user
-`nobody` once its imports are done (Python itself lies under /root, which nobody may not enter): the tests
-run as root, who may read any file whatever its mode. The "as_nobody" rows' fixture says how it decides.
+crashes). They run together in one child process allowed to map only 4 GB more than its imports did (torch
+alone maps ~3 GB of address space), so they can only fail, never kill the test run; each row asserts its own
+clear message, and every row fails if the child dies. Checks of read permission run in one child that
+becomes user `nobody` once its imports are done (Python itself lies under /root, which nobody may not
+enter): the tests run as root, who may read any file whatever its mode. The "as_nobody" rows' fixture says
+how it decides.
 """
 
 from __future__ import annotations
@@ -937,15 +938,13 @@ def outcome_of(call: Callable[[World], Any], world: World) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     "case",
-    # a row in a child process starts PyTorch afresh (seconds): slow
+    # the rows in a child process wait for it to start PyTorch (seconds): slow
     [pytest.param(c, id=c.id, marks=[pytest.mark.slow] if isinstance(c.call, Child) else []) for c in CASES],
 )
 def test_bad_input(case: Case, world: World, request: pytest.FixtureRequest) -> None:
     if isinstance(case.call, Child):
-        outcomes = request.getfixturevalue("nobody_outcomes") if case.call.as_nobody else None
-        outcome = (
-            outcomes[case.id] if outcomes else run_children({case.id: case.call.code}, world.folder)[case.id]
-        )
+        outcomes = request.getfixturevalue("nobody_outcomes" if case.call.as_nobody else "child_outcomes")
+        outcome = outcomes[case.id]
     else:
         outcome = outcome_of(case.call, world)
     if isinstance(case.expect, Raises):
@@ -1024,6 +1023,13 @@ def run_children(codes: dict[str, str], folder: Path, user: str = "") -> dict[st
     )
     assert done.returncode == 0, f"the child died (exit status {done.returncode}):\n{done.stderr[-3000:]}"
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def child_outcomes(world: World) -> dict[str, dict]:
+    """The outcomes of the other child-process rows, run together in one child (PyTorch starts once)."""
+    codes = {c.id: c.call.code for c in CASES if isinstance(c.call, Child) and not c.call.as_nobody}
+    return run_children(codes, world.folder)
 
 
 @pytest.fixture(scope="module")
