@@ -48,6 +48,17 @@ from typing import TYPE_CHECKING
 from mmlesson.asset_overrides import apply_overrides
 from mmlesson.errors import InputError, MMLessonError
 
+# The names lessons use; see API.md.
+__all__ = [
+    "for_profile",
+    "human_size",
+    "is_cached",
+    "fetch",
+    "cache_dir",
+    "read_manifest",
+    "shipped_weights",
+]
+
 if TYPE_CHECKING:
     import requests
     import torch

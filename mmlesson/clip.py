@@ -39,6 +39,16 @@ from mmlesson.assets import read_manifest as read_manifest  # lessons import it 
 from mmlesson.data import load_image
 from mmlesson.errors import MAX_SEED, InputError, MMLessonError
 
+# The names lessons use; see API.md.
+__all__ = [
+    "ClipBundle",
+    "CompactTokenizer",
+    "load_clip",
+    "load_tiny_clip",
+    "load_full_clip",
+    "bundle_from_model",
+]
+
 TINY_CLIP_NAME = "mmlesson-tiny-clip"
 FULL_CLIP = ("ViT-B-32", "laion2b_s34b_b79k")  # open_clip model name and pretrained tag
 FULL_CLIP_ASSET = "clip-vit-b-32-laion2b"  # its weights in the asset registry

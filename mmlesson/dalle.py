@@ -44,6 +44,20 @@ from mmlesson.clip import ImageInput, OutOfMemoryAdvice, check_positive_int, che
 from mmlesson.errors import InputError, MMLessonError
 from mmlesson.vqgan import TINY_VQGAN_NAME, VQGAN, load_tiny_vqgan, to_pil
 
+# The names lessons use; see API.md.
+__all__ = [
+    "TINY_DALLE_NAME",
+    "CaptionTokenizer",
+    "GPTConfig",
+    "CausalSelfAttention",
+    "Block",
+    "GPT",
+    "Dalle",
+    "load_dalle",
+    "load_tiny_dalle",
+    "split_words",
+]
+
 TINY_DALLE_NAME = "mmlesson-tiny-dalle"
 PAD = "<pad>"  # text id 0: fills the caption slots a short caption leaves empty
 _WORDS = re.compile(r"[a-z]+|[^a-z\s]")  # a run of letters, or one punctuation mark (',' and ':' are words)

@@ -41,6 +41,36 @@ from PIL import Image, ImageDraw, UnidentifiedImageError
 
 from mmlesson.errors import InputError, MissingFileError, MissingPackageError, MMLessonError
 
+# The names lessons use; see API.md.
+__all__ = [
+    "COLORS",
+    "SHAPES",
+    "SIZES",
+    "POSITIONS",
+    "ALL_COMBOS",
+    "COLOR_RGB",
+    "BACKGROUND_RGB",
+    "CAPTION_TEMPLATES",
+    "HELD_OUT",
+    "PROMPT_PREFIXES",
+    "ZERO_SHOT_TEMPLATE",
+    "render",
+    "caption",
+    "partial_caption",
+    "training_caption",
+    "course_texts",
+    "color_map",
+    "color_shares",
+    "dominant_color",
+    "ShapesItem",
+    "ShapesBatch",
+    "ShapesWorld",
+    "Photo",
+    "photos",
+    "ImageError",
+    "load_image",
+]
+
 if TYPE_CHECKING:
     import torch
 

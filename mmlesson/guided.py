@@ -38,6 +38,17 @@ from mmlesson.errors import InputError, MMLessonError
 from mmlesson.schedule import learning_rate, set_learning_rate
 from mmlesson.vqgan import VQGAN, load_vqgan, to_pil
 
+# The names lessons use; see API.md.
+__all__ = [
+    "Prompt",
+    "Generation",
+    "parse_prompts",
+    "spherical_distance",
+    "make_cutouts",
+    "generate",
+    "save_animation",
+]
+
 _WEIGHT = re.compile(r"^(?P<text>.*):(?P<weight>\S*)\s*$", re.DOTALL)
 # Only the ratios of the weights matter (Adam rescales the gradient), and at 100:1 one prompt already
 # drowns the other; larger weights add nothing but overflow (1e308 makes the loss inf, then NaN, the image

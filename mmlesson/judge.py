@@ -25,6 +25,16 @@ from mmlesson import data
 from mmlesson.clip import ClipBundle, InputError
 from mmlesson.zeroshot import SHAPES_TEMPLATES, classify
 
+# The names lessons use; see API.md.
+__all__ = [
+    "ATTRIBUTES",
+    "judge",
+    "object_position",
+    "object_shapes",
+    "clip_scores",
+    "rerank",
+]
+
 ATTRIBUTES = ("color", "position", "shape")  # what `judge` checks, the keys of each attribute set
 
 

@@ -19,6 +19,13 @@ import torch.nn.functional as F
 
 from mmlesson.errors import InputError
 
+# The names lessons use; see API.md.
+__all__ = [
+    "similarity_logits",
+    "contrastive_loss",
+    "sigmoid_loss",
+]
+
 
 def _check_pair(image_embeddings: torch.Tensor, text_embeddings: torch.Tensor) -> None:
     """The same number of images and texts, embedded in the same space."""

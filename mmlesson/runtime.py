@@ -28,6 +28,16 @@ from mmlesson.assets import display_path
 from mmlesson.errors import MAX_SEED, InputError, MMLessonError
 from mmlesson.profiles import PROFILE_CHOICES, PROFILES
 
+# The names lessons use; see API.md.
+__all__ = [
+    "Runtime",
+    "setup",
+    "current",
+    "seed_everything",
+    "available_memory_bytes",
+    "progress_bar",
+]
+
 
 @dataclass(frozen=True)
 class Choice:

@@ -8,6 +8,12 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+# The names lessons use; see API.md.
+__all__ = [
+    "learning_rate",
+    "set_learning_rate",
+]
+
 if TYPE_CHECKING:
     import torch
 

@@ -41,6 +41,16 @@ from mmlesson.clip import ClipBundle, ImageInput, check_positive_int
 from mmlesson.data import load_image
 from mmlesson.errors import InputError, MissingFileError, MissingPackageError, MMLessonError
 
+# The names lessons use; see API.md.
+__all__ = [
+    "ImageIndex",
+    "ApproximateIndex",
+    "Hit",
+    "DamagedIndexError",
+    "recall_at_k",
+    "synthetic_embeddings",
+]
+
 FORMAT = "mmlesson-image-index"
 FORMAT_VERSION = 2  # 1: the checksum covered embeddings, ids and model; 2: all of the file's content
 DTYPES = (torch.float32, torch.float16)

@@ -34,6 +34,14 @@ from mmlesson.data import HELD_OUT, ZERO_SHOT_TEMPLATE, course_texts, training_c
 from mmlesson.losses import contrastive_loss
 from mmlesson.schedule import learning_rate, set_learning_rate
 
+# The names lessons use; see API.md.
+__all__ = [
+    "new_tiny_clip",
+    "train_clip",
+    "evaluate_clip",
+    "zero_shot_accuracy",
+]
+
 MAX_LOGIT_SCALE = 100.0  # CLIP clamps its learned 1/temperature here, so training cannot run away
 
 

@@ -38,6 +38,14 @@ from mmlesson.schedule import learning_rate, set_learning_rate
 from mmlesson.train import training_arguments
 from mmlesson.vqgan import TINY_VQGAN_NAME, VQGAN, load_tiny_vqgan
 
+# The names lessons use; see API.md.
+__all__ = [
+    "new_tiny_dalle",
+    "encode_world",
+    "train_dalle",
+    "evaluate_dalle",
+]
+
 CONTEXT_LENGTH = 12  # caption slots: the longest course caption has 10 words and marks
 PARTIAL_SHARE = 0.25  # of the training captions that name only some attributes
 EVALUATION_SEED = 1000  # sampling seed of the evaluation (training never samples)

@@ -30,6 +30,16 @@ from PIL import Image
 
 from mmlesson.errors import InputError
 
+# The names lessons use; see API.md.
+__all__ = [
+    "CourseFigure",
+    "image_grid",
+    "similarity_heatmap",
+    "topk_bars",
+    "loss_curve",
+    "interactive",
+]
+
 ImageLike = Any  # a PIL image, a numpy array (H, W, 3) or a torch tensor [3, H, W]
 ScoresLike = Any  # a torch tensor, a numpy array or nested lists of numbers
 

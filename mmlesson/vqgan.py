@@ -39,6 +39,17 @@ from mmlesson.clip import ImageInput, check_finite_pixels
 from mmlesson.data import load_image
 from mmlesson.errors import InputError, MMLessonError
 
+# The names lessons use; see API.md.
+__all__ = [
+    "VQGAN",
+    "load_vqgan",
+    "load_tiny_vqgan",
+    "load_full_vqgan",
+    "to_pil",
+    "to_unit_range",
+    "psnr",
+]
+
 TINY_VQGAN_NAME = "mmlesson-tiny-vqgan"
 FULL_VQGAN_ASSET = "vqgan-imagenet-f16-16384"  # the checkpoint; its config is the "-config" asset
 # How many images one encoder or decoder pass takes. Memory goes to the feature maps at full resolution,

@@ -16,6 +16,14 @@ import torch
 
 from mmlesson.clip import ClipBundle, InputError
 
+# The names lessons use; see API.md.
+__all__ = [
+    "PHOTO_TEMPLATES",
+    "SHAPES_TEMPLATES",
+    "build_classifier",
+    "classify",
+]
+
 # Prompt sets. Photos: a few of the CLIP paper's ImageNet templates. Shapes: phrasings the tiny CLIP saw
 # in training (mmlesson.data.PROMPT_PREFIXES), so ensembling them averages over known wordings.
 PHOTO_TEMPLATES = (
