@@ -11,7 +11,7 @@ import polib
 from mmlesson.i18n.build import BUILDER, Language, english_readme
 from mmlesson.i18n.catalog import Status, merge, read_po, template, write_text
 from mmlesson.i18n.markdown import broken_links
-from mmlesson.i18n.project import README, SOURCE_DIR, Project, language_name
+from mmlesson.i18n.project import README, SOURCE_DIR, Project, Unit, language_name
 
 
 def source_label(name: str) -> str:
@@ -32,10 +32,10 @@ def _merge_all(project: Project, langs: Iterable[str], only_new: bool) -> list[s
     """Read and merge every PO file first, then write: a file that cannot be read stops the step before any
     file is written, so no PO file is ever rewritten from a misreading of it. A PO folder reached through a
     symbolic link is refused even when no file in it changes, as `build` refuses its folders."""
-    lines, files, paths = [], {}, []
+    lines, files, paths, documents = [], {}, [], project.documents()
     for lang in langs:
         language_name(lang)  # a code that is no language stops here, before any folder is made
-        for name, units in project.documents().items():
+        for name, units in documents.items():
             path = project.po_path(lang, name)
             label = project.relative(path)
             paths.append(path)
@@ -49,15 +49,15 @@ def _merge_all(project: Project, langs: Iterable[str], only_new: bool) -> list[s
             created = f"{label}: created, {len(units)} entries to translate"
             lines.append(created if old is None else f"{label}: {report}")
     project.require_safe(paths)
-    _write_all(project, files | templates(project))
+    _write_all(project, files | templates(project, documents))
     return lines
 
 
-def templates(project: Project) -> dict[Path, str]:
-    """The POT file of every document, as `extract` and `update` write it."""
+def templates(project: Project, documents: dict[str, list[Unit]]) -> dict[Path, str]:
+    """The POT file of every document (`project.documents()`), as `extract` and `update` write it."""
     return {
         project.template_path(name): str(template(units, source_label(name))) + "\n"
-        for name, units in project.documents().items()
+        for name, units in documents.items()
     }
 
 
@@ -117,7 +117,7 @@ def check(project: Project, langs: Iterable[str]) -> tuple[list[str], str]:
         problems.append(f"{README}: the table of languages is out of date; run `{BUILDER}`")
     problems += [
         f"{project.relative(path)} is missing or out of date; run `python -m mmlesson i18n update`"
-        for path, text in templates(project).items()
+        for path, text in templates(project, project.documents()).items()
         if not path.exists() or _read(path) != text
     ]
     return problems, _table(rows)
