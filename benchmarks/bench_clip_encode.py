@@ -11,9 +11,9 @@ The ratio baseline time / our time must be >= 1.0. Results are also checked to a
 
 import torch
 import torch.nn.functional as F
-from timing import best_seconds
 
 import mmlesson
+from mmlesson.course.timing import best_seconds
 from mmlesson.data import ShapesWorld
 
 N = 512

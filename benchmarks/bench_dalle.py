@@ -13,9 +13,9 @@ on the weights; the shipped ones are used.
 """
 
 import torch
-from timing import best_seconds
 
 import mmlesson
+from mmlesson.course.timing import best_seconds
 from mmlesson.train_dalle import seconds_per_image
 
 CAPTION = "a large red circle on the left"

@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from timing import best_seconds
 
 import mmlesson
+from mmlesson.course.timing import best_seconds
 from mmlesson.data import ShapesWorld
 from mmlesson.search import ImageIndex
 

@@ -19,8 +19,8 @@ from typing import Any
 import faiss
 import numpy as np
 import torch
-from timing import best_seconds
 
+from mmlesson.course.timing import best_seconds
 from mmlesson.search import ImageIndex, synthetic_embeddings
 
 SIZES = (10_000, 100_000, 1_000_000)

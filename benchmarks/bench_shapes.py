@@ -12,8 +12,8 @@ use the absolute rate for the target (5,000 images/s, enough to train a tiny CLI
 import os
 
 from PIL import Image, ImageDraw
-from timing import best_seconds
 
+from mmlesson.course.timing import best_seconds
 from mmlesson.data import BACKGROUND_RGB, COLOR_RGB, ShapesWorld
 
 TARGET = 5_000  # images per second

@@ -13,8 +13,8 @@ The ratio baseline time / our time must be >= 1.0; the tokens and images of both
 from functools import partial
 
 import torch
-from timing import best_seconds
 
+from mmlesson.course.timing import best_seconds
 from mmlesson.vqgan import VQGAN, tiny_vqgan_config, to_unit_range
 
 FULL_CONFIG = {  # taming-transformers' configs/model.yaml of vqgan_imagenet_f16_16384

@@ -1,5 +1,5 @@
-"""`python -m mmlesson ...`: see `mmlesson.cli`."""
+"""`python -m mmlesson ...`: see `mmlesson.course.cli`."""
 
-from mmlesson.cli import main
+from mmlesson.course.cli import main
 
 raise SystemExit(main())

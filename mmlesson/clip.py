@@ -7,19 +7,18 @@ and accept what a learner has at hand (PIL images of any mode, paths, numpy arra
 preprocessed tensor).
 
 The **tiny** CLIP is open_clip's own `CLIP` class with a small configuration, trained on the Shapes world by
-`python -m mmlesson.train clip` and shipped in `mmlesson/weights/`. It reads text with the real CLIP BPE
+`python -m mmlesson train clip` and shipped in `mmlesson/weights/`. It reads text with the real CLIP BPE
 tokenizer, but keeps embedding rows only for the word pieces of the course's vocabulary (34 of CLIP's
 49,408): the full table would be 79% of the model's parameters and almost all of it never trained.
 `CompactTokenizer` maps CLIP's token ids onto those rows; any other word piece becomes "unknown".
 
 The **full** CLIP is open_clip's ViT-B-32 trained on LAION-2B, its weights fetched once through
-`mmlesson.assets` (pinned sha256, mirrors, a cache an instructor can share), in float16 on a GPU. Any other
-open_clip model and tag, or a local checkpoint file, loads the same way.
+`mmlesson.course.assets` (pinned sha256, mirrors, a cache an instructor can share), in float16 on a GPU.
+Any other open_clip model and tag, or a local checkpoint file, loads the same way.
 """
 
 from __future__ import annotations
 
-import numbers
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -30,14 +29,16 @@ import numpy as np
 import open_clip
 import torch
 import torch.nn.functional as F
+from open_clip.transform import PreprocessCfg, image_transform_v2
 from PIL import Image
-from torchvision.transforms import Normalize, ToTensor
+from torchvision.transforms import CenterCrop, InterpolationMode, Resize
 
-from mmlesson import assets, runtime
-from mmlesson.assets import WEIGHTS_DIR, shipped_weights
-from mmlesson.assets import read_manifest as read_manifest  # lessons import it from here
-from mmlesson.data import load_image
-from mmlesson.errors import MAX_SEED, InputError, MMLessonError
+from mmlesson import runtime
+from mmlesson.checks import check_finite_pixels, check_int
+from mmlesson.course import assets
+from mmlesson.course.assets import WEIGHTS_DIR, shipped_weights
+from mmlesson.errors import InputError, MMLessonError
+from mmlesson.images import load_image, pil_to_tensor
 
 # The names lessons use; see API.md.
 __all__ = [
@@ -119,6 +120,8 @@ class ClipBundle:
     name: str
     context_length: int
     image_size: int
+    preprocess_cfg: PreprocessCfg | None = None  # what open_clip made `preprocess` from, if it did
+    _standard_preprocess: Callable | None = field(default=None, repr=False)  # that transform, if unchanged
     _warned_truncation: bool = field(default=False, repr=False)
 
     def __repr__(self) -> str:
@@ -135,7 +138,7 @@ class ClipBundle:
 
     def encode_images(self, images: ImageInput | Sequence[ImageInput] | torch.Tensor, batch_size: int = 64):
         """L2-normalized image embeddings, a float32 CPU tensor [N, D], computed in batches."""
-        check_positive_int(batch_size, "batch_size")
+        check_int(batch_size, "batch_size")
         if isinstance(images, torch.Tensor):
             pixels = self._check_pixels(images)
             batches = (pixels[start : start + batch_size] for start in range(0, len(pixels), batch_size))
@@ -153,7 +156,7 @@ class ClipBundle:
 
     def encode_texts(self, texts: str | Sequence[str], batch_size: int = 256) -> torch.Tensor:
         """L2-normalized text embeddings, a float32 CPU tensor [M, D], computed in batches."""
-        check_positive_int(batch_size, "batch_size")
+        check_int(batch_size, "batch_size")
         texts = [texts] if isinstance(texts, str) else list(texts)
         if not texts:
             raise InputError("encode_texts got no texts: pass a list with at least one string")
@@ -173,37 +176,37 @@ class ClipBundle:
         open_clip's preprocessing resizes and crops a PIL image, then turns it into a float tensor and
         normalizes it. For small images those last two steps cost more than the resizing (every torch call
         has a fixed cost), so they run once on the whole batch, with the same arithmetic. A preprocessing
-        of another shape is applied image by image.
+        this bundle cannot rebuild from its configuration is applied image by image.
         """
-        split = self._split_preprocess()
-        if split is None:
+        resize = self._resize_and_crop()
+        resized = [resize(image) for image in images] if resize else []
+        same_size = len({image.size for image in resized}) == 1
+        if not resized or not same_size or any(image.mode != "RGB" for image in resized):
             return torch.stack([self.preprocess(image) for image in images])
-        image_steps, tensor_steps = split
-        resized = [_apply(image_steps, image) for image in images]
-        if any(image.mode != "RGB" for image in resized) or len({image.size for image in resized}) != 1:
-            return torch.stack([self.preprocess(image) for image in images])
-        pixels = torch.from_numpy(np.stack([np.asarray(image) for image in resized]))
-        pixels = pixels.permute(0, 3, 1, 2).contiguous().float().div(255)  # exactly what ToTensor does
-        return _apply(tensor_steps, pixels)
+        return self.normalize_pixels(pil_to_tensor(resized))
 
     def normalize_pixels(self, pixels: torch.Tensor) -> torch.Tensor:
         """Pixels [N, 3, S, S] in [0, 1], normalized as this model's preprocessing does: for images a
         program makes as tensors (guided generation), which never pass through `preprocess`."""
-        split = self._split_preprocess()
-        if split is None:
-            raise InputError(
-                f"{self.name}'s preprocessing has no ToTensor + Normalize steps to apply to tensors"
-            )
-        return _apply(split[1], pixels)
+        if self.preprocess_cfg is None:
+            raise InputError(f"{self.name} has a custom preprocessing: its mean and std are not known")
+        return normalize_pixels(pixels, self.preprocess_cfg.mean, self.preprocess_cfg.std)
 
-    def _split_preprocess(self) -> tuple[list, list] | None:
-        """open_clip's preprocessing as (steps on PIL images, Normalize steps on tensors), or None when it is
-        not a Compose of that shape."""
-        steps = list(getattr(self.preprocess, "transforms", []))
-        split = next((k for k, step in enumerate(steps) if isinstance(step, ToTensor)), None)
-        if split is None or not all(isinstance(step, Normalize) for step in steps[split + 1 :]):
+    def _resize_and_crop(self) -> Callable[[Image.Image], Image.Image] | None:
+        """The PIL steps of open_clip's preprocessing, rebuilt from its configuration with torchvision's
+        transforms; None where open_clip would use steps of its own (keep-ratio resizing, padding)."""
+        cfg = self.preprocess_cfg
+        if cfg is None or self.preprocess is not self._standard_preprocess:
+            return None  # a preprocessing of the learner's own: only it knows what it does
+        if cfg.interpolation not in ("bicubic", "bilinear") or not isinstance(cfg.size, int):
             return None
-        return steps[:split], steps[split + 1 :]
+        interpolation = InterpolationMode(cfg.interpolation)
+        if cfg.resize_mode == "squash":
+            return Resize((cfg.size, cfg.size), interpolation=interpolation)
+        if cfg.resize_mode == "shortest":
+            resize, crop = Resize(cfg.size, interpolation=interpolation), CenterCrop(cfg.size)
+            return lambda image: crop(resize(image))
+        return None
 
     def _preprocess(self, items: list, start: int, batch_size: int) -> torch.Tensor:
         """Load and preprocess one batch of images; an unreadable item is named by its index."""
@@ -264,57 +267,10 @@ def _embed_batches(
     return torch.cat(chunks)
 
 
-def _apply(steps: Sequence[Callable[[Any], Any]], value: Any) -> Any:
-    for step in steps:
-        value = step(value)
-    return value
-
-
 def _n_tokens(tokenizer: Any, text: str) -> int:
     """Tokens `text` needs with start and end; 0 when the tokenizer cannot say (no truncation warning)."""
     encode = getattr(tokenizer, "encode", None)
     return len(encode(text)) + 2 if callable(encode) else 0
-
-
-# -- input checks shared by the lessons' modules ------------------------------------------------------------
-
-
-def check_positive_int(value: int, name: str, hint: str = "") -> int:
-    """Refuse a count (a batch size, a k) that is not a positive integer, naming the argument; `hint`
-    says what the count means, for the message."""
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
-        raise InputError(f"{name} must be a positive integer, got {value!r}{hint}")
-    return int(value)
-
-
-def check_seed(seed: int) -> int:
-    """A seed as torch's random generators take it: a whole number from 0 to 2**64 - 1.
-
-    torch would read -1 as 2**64 - 1 (the same images as that seed) and fail deep inside for 2**64 and
-    above; a float or a bool is almost always a mistake (seed=True is not "random").
-    """
-    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
-        raise InputError(
-            f"seed must be a non-negative integer up to 2**64 - 1 (torch's seeds are 64 bits), got {seed!r}: "
-            "each seed gives its own reproducible result, e.g. seed=0, seed=1, ..."
-        )
-    return int(seed)
-
-
-def check_finite_pixels(pixels: torch.Tensor, name: str) -> torch.Tensor:
-    """Refuse pixels that are NaN or infinite, naming the images that hold them.
-
-    No model complains about them: CLIP turns them into NaN embeddings, a VQGAN into token 0, and every
-    result computed from those is silently wrong.
-    """
-    bad = ~torch.isfinite(pixels)
-    if bad.any():
-        images = bad.flatten(1).any(dim=1).nonzero().flatten().tolist() if bad.ndim == 4 else [0]
-        raise InputError(
-            f"{name} holds {int(bad.sum())} NaN or infinite pixel values (in image(s) {images[:10]}): find "
-            "where they came from (a division by zero?), or replace them, e.g. pixels.nan_to_num(0.0)"
-        )
-    return pixels
 
 
 class OutOfMemoryAdvice:
@@ -365,20 +321,40 @@ def bundle_from_model(model: torch.nn.Module, tokenizer: Any, name: str, device:
     The preprocessing is the one the model was trained with: open_clip's factory records it on the model
     (size, mean, std, interpolation); a model built directly from the CLIP class gets open_clip's defaults.
     """
-    from open_clip.transform import PreprocessCfg, image_transform_v2
-
     image_size = model.visual.image_size
     image_size = image_size[0] if isinstance(image_size, tuple) else image_size
-    config = getattr(model.visual, "preprocess_cfg", None) or {"size": image_size}
-    preprocess = image_transform_v2(PreprocessCfg(**config), is_train=False)
+    config = PreprocessCfg(**(getattr(model.visual, "preprocess_cfg", None) or {"size": image_size}))
+    preprocess = image_transform_v2(config, is_train=False)
     context_length = getattr(tokenizer, "context_length", None) or model.context_length
-    return ClipBundle(model, preprocess, tokenizer, torch.device(device), name, context_length, image_size)
+    return ClipBundle(
+        model,
+        preprocess,
+        tokenizer,
+        torch.device(device),
+        name,
+        context_length,
+        image_size,
+        config,
+        preprocess,
+    )
+
+
+def normalize_pixels(
+    pixels: torch.Tensor,
+    mean: Sequence[float] = open_clip.OPENAI_DATASET_MEAN,
+    std: Sequence[float] = open_clip.OPENAI_DATASET_STD,
+) -> torch.Tensor:
+    """[N, 3, H, W] pixels in [0, 1] -> (pixels - mean) / std per channel, CLIP's input normalization
+    (by default with the statistics of OpenAI's training images, as the course's models use)."""
+    mean = torch.tensor(mean, dtype=pixels.dtype, device=pixels.device).view(1, 3, 1, 1)
+    std = torch.tensor(std, dtype=pixels.dtype, device=pixels.device).view(1, 3, 1, 1)
+    return (pixels - mean) / std
 
 
 def load_full_clip(device: torch.device, model_name: str = FULL_CLIP[0], pretrained: str = FULL_CLIP[1]):
     """A pretrained open_clip model: the course's ViT-B-32 through the asset cache, or any model and tag.
 
-    The default weights come through `mmlesson.assets` (pinned sha256, mirrors, shared cache), so an
+    The default weights come through `mmlesson.course.assets` (pinned sha256, mirrors, shared cache), so an
     instructor's `python -m mmlesson fetch --profile full` serves the whole room. Another open_clip tag is
     downloaded by open_clip itself; a path loads a local checkpoint. On a GPU the model runs in float16.
     """

@@ -19,7 +19,7 @@ one at a time; a decoder paints the finished grid. This module is that idea at t
     >>> dalle = load_dalle("tiny")
     >>> images = dalle.generate("a large red circle on the left", n=4, seed=0)   # four 64x64 PIL images
 
-The shipped weights are trained by `python -m mmlesson.train_dalle`, which also measures them (see its
+The shipped weights are trained by `python -m mmlesson train dalle`, which also measures them (see its
 manifest). Only the tiny profile exists: OpenAI published DALL-E's image tokenizer but not its transformer.
 """
 
@@ -38,11 +38,14 @@ from PIL import Image
 from safetensors.torch import load_file
 from torch import nn
 
-from mmlesson import assets, runtime
-from mmlesson.assets import WEIGHTS_DIR
-from mmlesson.clip import ImageInput, OutOfMemoryAdvice, check_positive_int, check_seed
+from mmlesson import runtime
+from mmlesson.checks import check_int, check_seed
+from mmlesson.clip import ImageInput, OutOfMemoryAdvice
+from mmlesson.course import assets
+from mmlesson.course.assets import WEIGHTS_DIR
 from mmlesson.errors import InputError, MMLessonError
-from mmlesson.vqgan import TINY_VQGAN_NAME, VQGAN, load_tiny_vqgan, to_pil
+from mmlesson.images import tensor_to_pil
+from mmlesson.vqgan import TINY_VQGAN_NAME, VQGAN, load_tiny_vqgan
 
 # The names lessons use; see API.md.
 __all__ = [
@@ -377,7 +380,7 @@ class Dalle:
     def decode(self, codes: torch.Tensor) -> list[Image.Image]:
         """PIL images painted by the VQGAN from codes [N, image_length] or grids [N, h, w]."""
         grid = self.vqgan.grid
-        return to_pil(self.vqgan.decode(torch.as_tensor(codes).reshape(-1, grid, grid)))
+        return tensor_to_pil(self.vqgan.decode(torch.as_tensor(codes).reshape(-1, grid, grid)))
 
     # -- training --------------------------------------------------------------------------------------
 
@@ -457,7 +460,7 @@ class Dalle:
         samples depend on the seed and the batch size only, not on how the caller consumes them.
         """
         _check_count(n)
-        check_positive_int(batch_size, "batch_size")
+        check_int(batch_size, "batch_size")
         temperature, top_k = self._check_sampling(temperature, top_k)
         generator = torch.Generator(self.device).manual_seed(check_seed(seed))
         rows = self.tokenizer(captions).repeat_interleave(n, dim=0)
@@ -524,7 +527,7 @@ def _check_temperature(temperature: float) -> float:
 
 def _check_count(n: int) -> None:
     """n images per caption: a positive integer, and no more than one call should make."""
-    check_positive_int(n, "n", ": the number of images per caption")
+    check_int(n, "n", means=": the number of images per caption")
     if n > MAX_IMAGES_PER_CAPTION:
         raise InputError(
             f"n={n} images per caption is more than one call makes (at most {MAX_IMAGES_PER_CAPTION}; "
@@ -555,14 +558,14 @@ def load_dalle(profile: str | None = "tiny", device: str | torch.device | None =
 
 
 def load_tiny_dalle(weights_dir: Path = WEIGHTS_DIR) -> Dalle:
-    """The shipped tiny DALL-E, trained by `python -m mmlesson.train_dalle` (see its manifest)."""
+    """The shipped tiny DALL-E, trained by `python -m mmlesson train dalle` (see its manifest)."""
     manifest, weights = assets.shipped_weights(TINY_DALLE_NAME, weights_dir)
     vqgan_manifest, _ = assets.shipped_weights(TINY_VQGAN_NAME, weights_dir)
     vqgan_sha256 = vqgan_manifest["files"][vqgan_manifest["weights"]]["sha256"]
     if manifest["vqgan_sha256"] != vqgan_sha256:
         raise MMLessonError(
             f"The shipped DALL-E was trained on the tokens of another {TINY_VQGAN_NAME} than the one "
-            "shipped now, so it would draw noise: retrain it (python -m mmlesson.train_dalle) or reinstall "
+            "shipped now, so it would draw noise: retrain it (python -m mmlesson train dalle) or reinstall "
             "the package."
         )
     gpt = GPT(GPTConfig(**manifest["config"]))

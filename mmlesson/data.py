@@ -1,4 +1,4 @@
-"""Data for the course: the Shapes world, a few bundled real photos, and one image loader.
+"""Data for the course: the Shapes world, its vocabulary, and a few bundled real photos.
 
 The **Shapes world** draws one colored shape on a light background and describes it in words:
 "a large red circle on the left". Every image is made from four attributes (color, shape, size, position),
@@ -15,31 +15,28 @@ any item can be regenerated on its own, in any order, on any machine.
     >>> batch.to_tensor().shape
     torch.Size([4, 3, 64, 64])
 
-`photos()` returns real photographs that ship inside the scikit-image wheel (no download needed), and
-`load_image()` turns anything a learner may pass (a path, a PIL image of any mode, a numpy array) into an
-RGB PIL image, with an error message that says what to do when it cannot (an `ImageError`). It also refuses
-images that are cheap to decode but ruinous to resize for a model, such as a 3 KB PNG of 1,000,000 x 1
-pixels: a model resizes the shorter side to its input size, which would make that one 64,000,000 pixels wide.
+`photos()` returns real photographs that ship inside the scikit-image wheel (no download needed).
+Reading a picture's color back from its pixels is `mmlesson.judge`'s; loading and converting images is
+`mmlesson.images`'.
 """
 
 from __future__ import annotations
 
-import colorsys
 import functools
 import importlib.resources
 import itertools
 import math
-import numbers
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
-from PIL import Image, ImageDraw, UnidentifiedImageError
+from PIL import Image, ImageDraw
 
-from mmlesson.errors import InputError, MissingFileError, MissingPackageError, MMLessonError
+from mmlesson.checks import check_int
+from mmlesson.errors import InputError, MissingPackageError
+from mmlesson.images import load_image, pil_to_tensor
 
 # The names lessons use; see API.md.
 __all__ = [
@@ -59,16 +56,11 @@ __all__ = [
     "partial_caption",
     "training_caption",
     "course_texts",
-    "color_map",
-    "color_shares",
-    "dominant_color",
     "ShapesItem",
     "ShapesBatch",
     "ShapesWorld",
     "Photo",
     "photos",
-    "ImageError",
-    "load_image",
 ]
 
 if TYPE_CHECKING:
@@ -174,17 +166,7 @@ _UNIT_POLYGONS = {
 }
 
 # ---------------------------------------------------------------------------------------------------------
-# Validation helpers: every message names the bad value and says what would be accepted.
-
-
-def check_int(name: str, value: Any, minimum: int) -> int:
-    """Return `value` as an int, or raise TypeError/ValueError saying which integers are allowed."""
-    wanted = {0: "a non-negative integer", 1: "a positive integer"}.get(minimum, f"an integer >= {minimum}")
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise InputError(f"{name} must be {wanted}, got {value!r} ({type(value).__name__})")
-    if value < minimum:
-        raise InputError(f"{name} must be {wanted}, got {value!r}")
-    return int(value)
+# Validation: every message names the bad value and says what would be accepted.
 
 
 def _check_word(kind: str, word: Any, valid: Sequence[str]) -> str:
@@ -307,7 +289,7 @@ def render(
         ("position", position, POSITIONS),
     ):
         _check_word(kind, word, valid)
-    image_size = check_int("image_size", image_size, MIN_IMAGE_SIZE)
+    image_size = check_int(image_size, "image_size", MIN_IMAGE_SIZE)
     return _draw(color, shape, size, position, image_size, rng)[0]
 
 
@@ -373,47 +355,6 @@ def course_texts() -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Reading an image back: the independent check of generated images (no model involved)
-
-SATURATION_MIN = 0.35  # below this a pixel is background gray, an edge blended into it, or near-white
-VALUE_MIN = 0.25  # below this a pixel is too dark for its hue to mean much
-
-
-def _hue(rgb: tuple[int, int, int]) -> float:
-    return colorsys.rgb_to_hsv(*(c / 255 for c in rgb))[0]
-
-
-COLOR_HUES = {name: _hue(rgb) for name, rgb in COLOR_RGB.items()}  # in turns: 0..1
-
-
-def color_map(image: Image.Image | np.ndarray) -> np.ndarray:
-    """[H, W]: for each pixel the index in COLORS of the palette color whose hue is nearest, or -1 where the
-    pixel is not colored (saturation or brightness too low: the light-gray background, edges blended into
-    it, dark smudges). Measured from the pixels alone, so it can check what any model generated."""
-    hsv = np.asarray(load_image(image).convert("HSV"), dtype=np.float32) / 255
-    palette = np.array([COLOR_HUES[name] for name in COLORS])
-    distance = np.abs(hsv[..., :1] - palette)
-    nearest = np.minimum(distance, 1 - distance).argmin(axis=-1)  # hue is an angle: 0.98 is near 0.02
-    colored = (hsv[..., 1] >= SATURATION_MIN) & (hsv[..., 2] >= VALUE_MIN)
-    return np.where(colored, nearest, -1)
-
-
-def color_shares(image: Image.Image | np.ndarray) -> dict[str, float]:
-    """The share of an image's pixels that `color_map` assigns to each palette color."""
-    labels = color_map(image)
-    counts = np.bincount(labels[labels >= 0], minlength=len(COLORS)) / labels.size
-    return dict(zip(COLORS, counts.tolist()))
-
-
-def dominant_color(image: Image.Image | np.ndarray, min_share: float = 0.01) -> str | None:
-    """The palette color most of an image's colored pixels are nearest to, measured from the pixels alone;
-    None when under `min_share` of the image is colored at all (a blank or gray picture)."""
-    shares = color_shares(image)
-    best = max(shares, key=shares.get)
-    return best if shares[best] >= min_share else None
-
-
-# ---------------------------------------------------------------------------------------------------------
 # The Shapes world
 
 
@@ -443,10 +384,7 @@ class ShapesBatch:
 
     def to_tensor(self) -> torch.Tensor:
         """The images as a float tensor [N, 3, H, W] in [0, 1], ready for a model."""
-        import torch  # imported here: it takes seconds, and drawing shapes does not need it
-
-        pixels = torch.from_numpy(np.stack([np.asarray(image) for image in self.images]))
-        return pixels.permute(0, 3, 1, 2).float().div(255).contiguous()
+        return pil_to_tensor(self.images)
 
 
 class ShapesWorld:
@@ -466,8 +404,8 @@ class ShapesWorld:
         combos: Iterable[tuple[str, str]] | None = None,
         exclude: Iterable[tuple[str, str]] | None = None,
     ):
-        self.seed = check_int("seed", seed, 0)
-        self.image_size = check_int("image_size", image_size, MIN_IMAGE_SIZE)
+        self.seed = check_int(seed, "seed", 0)
+        self.image_size = check_int(image_size, "image_size", MIN_IMAGE_SIZE)
         self.combos = _resolve_combos(combos, exclude)
 
     def __repr__(self) -> str:
@@ -475,7 +413,7 @@ class ShapesWorld:
 
     def __getitem__(self, i: int) -> ShapesItem:
         """Item i, the same whether asked for alone or inside any `sample`."""
-        i = check_int("index", i, 0)
+        i = check_int(i, "index", 0)
         # Each item gets its own RNG, seeded from (seed, i) alone: no state flows from one item to the next.
         rng = random.Random(f"{self.seed}:{i}")
         color, shape = rng.choice(self.combos)
@@ -492,8 +430,8 @@ class ShapesWorld:
 
     def sample(self, n: int, start: int = 0) -> ShapesBatch:
         """Items start, start + 1, ..., start + n - 1, as a batch."""
-        n = check_int("n", n, 1)
-        start = check_int("start", start, 0)
+        n = check_int(n, "n", 1)
+        start = check_int(start, "start", 0)
         items = [self[i] for i in range(start, start + n)]
         return ShapesBatch(
             images=[item.image for item in items],
@@ -553,203 +491,3 @@ def _bundled_photos() -> tuple[Photo, ...]:
 def photos() -> list[Photo]:
     """The bundled real photos, sorted by name; works offline. Each call returns fresh image copies."""
     return [replace(photo, image=photo.image.copy()) for photo in _bundled_photos()]
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Loading images
-
-# A model resizes an image so that its shorter side is the model's input size S, then crops the center: the
-# resized copy has about S * S * (long side / short side) pixels. PIL's decompression-bomb guard counts the
-# decoded pixels only, so a 3 KB PNG of 1,000,000 x 1 pixels passes it (3 MB decoded) and then resizes to
-# 64 x 64,000,000 pixels (12 GB) for a 64-pixel model. Photos are at most about 4:1 and panoramas about 10:1.
-MAX_ASPECT_RATIO = 50
-# The most pixels an image may have once its shorter side is resized to `resize_to` (50 MB as 8-bit RGB,
-# 200 MB as floats). At the usual input sizes (64, 224, 336) the aspect ratio limit comes first; this one
-# bounds models with large inputs.
-MAX_RESIZED_PIXELS = 2**24
-
-_WHITE = (255, 255, 255)
-_HIGH_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
-_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
-
-
-class ImageError(MMLessonError, ValueError):
-    """An image that cannot be used: unreadable, damaged, not an image, empty, or too thin to resize.
-
-    Also a ValueError, which `load_image` raised for these before: code that catches that still works.
-    """
-
-
-def _check_proportions(size: tuple[int, int], what: str, resize_to: int | None) -> None:
-    """Refuse an image that is empty, or whose resizing for a model would take unreasonable memory.
-
-    Checked on the size alone (for a file: from its header, before decoding), so it costs nothing.
-    """
-    width, height = size
-    if width < 1 or height < 1:
-        raise ImageError(f"{what} is empty ({width} x {height} pixels); an image needs at least one pixel")
-    short, long = sorted((width, height))
-    if long > MAX_ASPECT_RATIO * short:
-        raise ImageError(
-            f"{what} is {width} x {height} pixels: its long side is over {MAX_ASPECT_RATIO} times its short "
-            f"side (aspect ratio {long / short:,.0f}:1). Such thin images are refused: resizing one for a "
-            f"model (shorter side to the model's input size) multiplies its pixels by that ratio, to "
-            f"gigabytes for the thinnest. Crop the part you need first, e.g. image.crop((left, top, right, "
-            f"bottom))"
-        )
-    if resize_to is not None and resize_to * math.ceil(long * resize_to / short) > MAX_RESIZED_PIXELS:
-        resized = resize_to * math.ceil(long * resize_to / short)
-        raise ImageError(
-            f"{what} is {width} x {height} pixels; resized so that its shorter side is {resize_to} (the "
-            f"model's input size) it would have {resized:,} pixels, more than the {MAX_RESIZED_PIXELS:,} "
-            f"allowed: crop it closer to a square first, e.g. image.crop((left, top, right, bottom))"
-        )
-
-
-def _on_white(image: Image.Image) -> Image.Image:
-    """Composite a transparent image onto white: transparent pixels would otherwise show arbitrary colors."""
-    rgba = image.convert("RGBA")
-    return Image.alpha_composite(Image.new("RGBA", rgba.size, (*_WHITE, 255)), rgba).convert("RGB")
-
-
-def _to_uint8(array: np.ndarray, what: str) -> np.ndarray:
-    """Map an array's values to 0..255.
-
-    Booleans become 0/255, uint16 is 16-bit, other integers are 8-bit if they fit in 0..255 and 16-bit if
-    they fit in 0..65535, floats are read as 0..1 (or as 0..255 if some value exceeds 1). NaN and infinite
-    values are refused: converted, they would become arbitrary pixels and every result computed from them
-    would be quietly wrong.
-    """
-    if array.size == 0:
-        raise ImageError(f"{what} is empty; an image needs at least one pixel")
-    if array.dtype == np.uint8:
-        return array
-    if array.dtype == np.bool_:
-        return array.astype(np.uint8) * 255
-    low, high = array.min(), array.max()
-    if np.issubdtype(array.dtype, np.integer):
-        if low >= 0 and high <= 255 and not np.issubdtype(array.dtype, np.uint16):
-            return array.astype(np.uint8)
-        if low >= 0 and high <= 65535:
-            return (array / 257).round().astype(np.uint8)
-        raise ImageError(f"{what} holds values {low}..{high}; integer images must lie in 0..255 or 0..65535")
-    if np.issubdtype(array.dtype, np.floating):
-        if not (np.isfinite(low) and np.isfinite(high)):  # min and max are NaN or infinite if any value is
-            raise ImageError(
-                f"{what} holds NaN or infinite values; float images must lie in [0, 1] (or 0..255): find "
-                f"where they came from (a division by zero?), or replace them, e.g. np.nan_to_num(a)"
-            )
-        if not (low >= 0 and high <= 255):
-            raise ImageError(
-                f"{what} holds values {low}..{high}; float images must lie in [0, 1] (or 0..255), e.g. "
-                f"rescale with (a - a.min()) / (a.max() - a.min())"
-            )
-        return (array * (255 if high <= 1 else 1)).round().astype(np.uint8)
-    raise InputError(f"{what} has dtype {array.dtype}; use uint8, uint16, bool or float")
-
-
-def _array_to_rgb(array: np.ndarray, what: str, resize_to: int | None = None) -> Image.Image:
-    """An (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) array as an RGB image; 4 channels are RGBA."""
-    if array.ndim == 3 and array.shape[-1] == 1:
-        array = array[..., 0]
-    if not (array.ndim == 2 or (array.ndim == 3 and array.shape[-1] in (3, 4))):
-        hint = (
-            " (channels first? use a.transpose(1, 2, 0))"
-            if array.ndim == 3 and array.shape[0] in (1, 3, 4)
-            else ""
-        )
-        raise ImageError(
-            f"{what} has shape {array.shape}; expected (H, W), (H, W, 1), (H, W, 3) or (H, W, 4){hint}"
-        )
-    _check_proportions((array.shape[1], array.shape[0]), what, resize_to)
-    image = Image.fromarray(np.ascontiguousarray(_to_uint8(array, what)))
-    return _on_white(image) if image.mode == "RGBA" else image.convert("RGB")
-
-
-def _pil_to_rgb(image: Image.Image, what: str) -> Image.Image:
-    if image.mode in _HIGH_BIT_MODES:
-        return _array_to_rgb(np.asarray(image), what)
-    if image.mode in _ALPHA_MODES or "transparency" in image.info:
-        return _on_white(image)
-    return image.convert("RGB")
-
-
-def _open_file(path: Path, resize_to: int | None) -> Image.Image:
-    """Decode an image file. A file this process may not read is told apart from a damaged one: the first
-    needs a permission changed, the second a new copy."""
-    try:
-        return _decode_file(path, resize_to)
-    except PermissionError as error:
-        raise ImageError(
-            f"{path} cannot be read: permission denied ({error.strerror or error}). Give yourself read "
-            f"access (chmod u+r on the file, u+x on the folders above it), or copy it to a folder of yours"
-        ) from None
-
-
-def _decode_file(path: Path, resize_to: int | None) -> Image.Image:
-    if not path.exists():
-        raise MissingFileError(
-            f"no file at {path}: check the spelling, and that relative paths start from the working directory"
-        )
-    if path.is_dir():
-        raise ImageError(
-            f"{path} is a directory; pass one image file, e.g. one of sorted(Path(folder).glob('*.png'))"
-        )
-    if path.stat().st_size == 0:
-        raise ImageError(f"{path} is empty (0 bytes); download or export the image again")
-    try:
-        with Image.open(path) as image:
-            _check_proportions(image.size, str(path), resize_to)  # the header's size, before decoding
-            image.load()  # decode now, so a truncated file fails here and the file is closed on return
-            return _pil_to_rgb(image, str(path))
-    except PermissionError:
-        raise  # not a damaged file: _open_file says what to do
-    except Image.DecompressionBombError as error:
-        raise ImageError(
-            f"{path} is too large to open safely ({error}); save a smaller copy first. If you trust the "
-            f"file: set PIL.Image.MAX_IMAGE_PIXELS = None, open it, call .thumbnail((2048, 2048)), save it"
-        ) from error
-    except UnidentifiedImageError as error:
-        raise ImageError(
-            f"{path} is not an image file that PIL can read; pass a PNG, JPEG, GIF, BMP, TIFF or WebP"
-        ) from error
-    except (OSError, SyntaxError) as error:
-        raise ImageError(
-            f"{path} could not be decoded ({error}): it may be truncated or corrupt; get it again"
-        ) from error
-
-
-def load_image(item: Image.Image | str | Path | np.ndarray, resize_to: int | None = None) -> Image.Image:
-    """Turn anything a learner may pass into a new RGB PIL image.
-
-    item: a PIL image of any mode (transparency is composited onto white, 16-bit and float images are
-    scaled to 8 bits), a file path (str or Path, `~` allowed), or a numpy array (H, W), (H, W, 1), (H, W, 3)
-    or (H, W, 4) of uint8, uint16, bool, or float in [0, 1] (NaN and infinite values are refused).
-    resize_to: the input size of the model the image is for, which resizes the shorter side to it; an image
-    whose resized copy would exceed MAX_RESIZED_PIXELS is refused.
-
-    Whatever `resize_to` is, an image more than MAX_ASPECT_RATIO (50) times longer than wide is refused: it
-    may be tiny to decode, yet resizing it for any model takes gigabytes. A file's size is read from its
-    header, so such a file is refused before it is decoded. Raises `ImageError` (a ValueError) for an image
-    that cannot be used, FileNotFoundError for a missing file, TypeError for an object that is no image.
-    """
-    if resize_to is not None:
-        resize_to = check_int("resize_to", resize_to, 1)
-    if isinstance(item, Image.Image):
-        what = f"the {item.mode} image of size {item.size}"
-        _check_proportions(item.size, what, resize_to)
-        return _pil_to_rgb(item, what)
-    if isinstance(item, (str, Path)):
-        if isinstance(item, str) and item.startswith(("http://", "https://")):
-            raise ImageError(f"load_image reads local files; download {item} first and pass the file's path")
-        return _open_file(Path(item).expanduser(), resize_to)
-    if isinstance(item, np.ndarray):
-        return _array_to_rgb(item, f"the array of shape {item.shape} and dtype {item.dtype}", resize_to)
-    hint = (
-        "; for a torch tensor [3, H, W] pass t.permute(1, 2, 0).cpu().numpy()"
-        if hasattr(item, "permute")
-        else ""
-    )
-    raise InputError(
-        f"load_image takes a PIL image, a file path or a numpy array, got {type(item).__name__}{hint}"
-    )

@@ -12,19 +12,17 @@ it still does:
 | `InputError` | ValueError, TypeError | an argument that cannot work |
 | `MissingFileError` | FileNotFoundError | a path with no file (an image, an index) |
 | `MissingPackageError` | ModuleNotFoundError | an optional package that is not installed |
-| `data.ImageError` | ValueError | an image file or array that cannot be read |
+| `images.ImageError` | ValueError | an image file or array that cannot be read |
 | `search.DamagedIndexError` | ValueError | an index file that is damaged or not an index |
-| `checkpoints.CheckpointRefusedError` |  | weights that are damaged or of another model |
-| `assets.AssetUnavailableError` |  | a download that failed, every URL tried |
-| `assets.CacheAccessError` |  | a cache folder one may not read or write |
-| `asset_overrides.OverrideError` |  | a rehearsal's override file that is refused |
-| `i18n.TranslationError` |  | a translation file the tooling cannot use |
+| `course.checkpoints.CheckpointRefusedError` |  | weights that are damaged or of another model |
+| `course.assets.AssetUnavailableError` |  | a download that failed, every URL tried |
+| `course.assets.CacheAccessError` |  | a cache folder one may not read or write |
+| `course.asset_overrides.OverrideError` |  | a rehearsal's override file that is refused |
+| `course.i18n.TranslationError` |  | a translation file the tooling cannot use |
 
 Nothing else escapes on purpose: an exception of another type is a bug in the course (please report it).
 `tests/test_errors.py` holds the package to this.
 """
-
-MAX_SEED = 2**64 - 1  # torch's generators take 64-bit seeds; a negative seed would wrap around to a large one
 
 
 class MMLessonError(Exception):

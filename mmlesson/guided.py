@@ -24,19 +24,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from mmlesson.assets import written_atomically
-from mmlesson.clip import (
-    ClipBundle,
-    ImageInput,
-    OutOfMemoryAdvice,
-    check_finite_pixels,
-    check_positive_int,
-    check_seed,
-    load_clip,
-)
+from mmlesson.checks import check_finite_pixels, check_int, check_seed
+from mmlesson.clip import ClipBundle, ImageInput, OutOfMemoryAdvice, load_clip
+from mmlesson.course.assets import written_atomically
 from mmlesson.errors import InputError, MMLessonError
+from mmlesson.images import tensor_to_pil
 from mmlesson.schedule import learning_rate, set_learning_rate
-from mmlesson.vqgan import VQGAN, load_vqgan, to_pil
+from mmlesson.vqgan import VQGAN, load_vqgan
 
 # The names lessons use; see API.md.
 __all__ = [
@@ -181,7 +175,7 @@ def generate(
     live), at step 0, every `frame_every` steps (a positive integer), and at the last step.
     """
     loop = _Loop(steps, lr, frame_every, callback)
-    check_positive_int(cutouts, "cutouts")
+    check_int(cutouts, "cutouts")
     seed = check_seed(seed)
     prompts = parse_prompts(prompt)
     image_prompts = [image_prompts] if isinstance(image_prompts, ImageInput) else list(image_prompts)
@@ -189,7 +183,7 @@ def generate(
         check_finite_pixels(init_image, "init_image")
     clip = clip or load_clip(profile)
     vqgan = vqgan or load_vqgan(profile, device=clip.device)
-    size = vqgan.check_size(vqgan.resolution if size is None else check_positive_int(size, "size"))
+    size = vqgan.check_size(vqgan.resolution if size is None else check_int(size, "size"))
     with OutOfMemoryAdvice(_memory_advice(size, cutouts)):
         # The generator lives on the models' device: no copies of random numbers at every step.
         generator = torch.Generator(clip.device).manual_seed(seed)
@@ -220,12 +214,13 @@ class _Loop:
     callback: Callable[[int, Image.Image, float], None] | None
 
     def __post_init__(self) -> None:
-        self.steps = check_positive_int(self.steps, "steps")
+        self.steps = check_int(self.steps, "steps")
         self.lr = _check_lr(self.lr)
-        self.frame_every = check_positive_int(
+        self.frame_every = check_int(
             self.frame_every,
             "frame_every",
-            ": a frame is kept every frame_every steps; frame_every=steps keeps only the first and the last",
+            means=": a frame is kept every frame_every steps; frame_every=steps keeps only the first and "
+            "the last",
         )
         if self.callback is not None and not callable(self.callback):
             raise InputError(
@@ -250,11 +245,11 @@ class _Loop:
             optimizer.step()
             losses.append(_finite(loss.item(), step))
             if step % self.frame_every == 0 or step == self.steps - 1:
-                frames.append(to_pil(image.detach())[0])
+                frames.append(tensor_to_pil(image.detach())[0])
                 if self.callback is not None:
                     self.callback(step, frames[-1], losses[-1])
         with torch.no_grad():
-            return to_pil(_decode(vqgan, latents))[0], frames, losses
+            return tensor_to_pil(_decode(vqgan, latents))[0], frames, losses
 
 
 def _check_lr(lr: float) -> float:

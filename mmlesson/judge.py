@@ -2,9 +2,9 @@
 
 A text-to-image model is only as good as a check that does not trust it. In the Shapes world two of the
 three attributes can be measured from pixels with no model at all:
-- the object is its colored pixels (`data.color_map`: saturated enough to have a hue; the light-gray
+- the object is its colored pixels (`color_map`: saturated enough to have a hue; the light-gray
   background and edges blended into it have none);
-- its color is `data.dominant_color`: the palette color that most of those pixels are nearest to in hue
+- its color is `dominant_color`: the palette color that most of those pixels are nearest to in hue
   (hue, because an anti-aliased edge mixes the color with gray, which changes saturation, not hue);
 - its position is the `POSITION_XY` point nearest to the centroid of those pixels (the world
   places an object's bounding box, not its centroid, but a stray speck moves a box more than a centroid;
@@ -15,6 +15,7 @@ rerank samples by how well they match their caption (DALL-E 1 drew 512 samples a
 
 from __future__ import annotations
 
+import colorsys
 from collections.abc import Sequence
 
 import numpy as np
@@ -22,25 +23,72 @@ import torch
 from PIL import Image
 
 from mmlesson import data
-from mmlesson.clip import ClipBundle, InputError
+from mmlesson.clip import ClipBundle
+from mmlesson.errors import InputError
+from mmlesson.images import load_image
 from mmlesson.zeroshot import SHAPES_TEMPLATES, classify
 
 # The names lessons use; see API.md.
 __all__ = [
+    "color_map",
+    "color_shares",
+    "dominant_color",
     "ATTRIBUTES",
-    "judge",
+    "match_attributes",
     "object_position",
     "object_shapes",
     "clip_scores",
     "rerank",
 ]
 
-ATTRIBUTES = ("color", "position", "shape")  # what `judge` checks, the keys of each attribute set
+# -- color, from the pixels alone ---------------------------------------------------------------------------
+
+SATURATION_MIN = 0.35  # below this a pixel is background gray, an edge blended into it, or near-white
+VALUE_MIN = 0.25  # below this a pixel is too dark for its hue to mean much
+
+
+def _hue(rgb: tuple[int, int, int]) -> float:
+    return colorsys.rgb_to_hsv(*(c / 255 for c in rgb))[0]
+
+
+COLOR_HUES = {name: _hue(rgb) for name, rgb in data.COLOR_RGB.items()}  # in turns: 0..1
+
+
+def color_map(image: Image.Image | np.ndarray) -> np.ndarray:
+    """[H, W]: for each pixel the index in data.COLORS of the palette color whose hue is nearest, or -1 where
+    the pixel is not colored (saturation or brightness too low: the light-gray background, edges blended into
+    it, dark smudges). Measured from the pixels alone, so it can check what any model generated."""
+    hsv = np.asarray(load_image(image).convert("HSV"), dtype=np.float32) / 255
+    palette = np.array([COLOR_HUES[name] for name in data.COLORS])
+    distance = np.abs(hsv[..., :1] - palette)
+    nearest = np.minimum(distance, 1 - distance).argmin(axis=-1)  # hue is an angle: 0.98 is near 0.02
+    colored = (hsv[..., 1] >= SATURATION_MIN) & (hsv[..., 2] >= VALUE_MIN)
+    return np.where(colored, nearest, -1)
+
+
+def color_shares(image: Image.Image | np.ndarray) -> dict[str, float]:
+    """The share of an image's pixels that `color_map` assigns to each palette color."""
+    labels = color_map(image)
+    counts = np.bincount(labels[labels >= 0], minlength=len(data.COLORS)) / labels.size
+    return dict(zip(data.COLORS, counts.tolist()))
+
+
+def dominant_color(image: Image.Image | np.ndarray, min_share: float = 0.01) -> str | None:
+    """The palette color most of an image's colored pixels are nearest to, measured from the pixels alone;
+    None when under `min_share` of the image is colored at all (a blank or gray picture)."""
+    shares = color_shares(image)
+    best = max(shares, key=shares.get)
+    return best if shares[best] >= min_share else None
+
+
+# -- the judge -----------------------------------------------------------------------------------------------
+
+ATTRIBUTES = ("color", "position", "shape")  # what `match_attributes` checks, the keys of each attribute set
 
 
 def object_position(image: Image.Image) -> str | None:
     """The position word whose point is nearest to the object's centroid; None when no object is drawn."""
-    ys, xs = np.nonzero(data.color_map(image) >= 0)
+    ys, xs = np.nonzero(color_map(image) >= 0)
     if len(xs) == 0:
         return None
     x, y = (xs.mean() + 0.5) / image.width, (ys.mean() + 0.5) / image.height  # pixel centers, as fractions
@@ -55,7 +103,7 @@ def object_shapes(clip: ClipBundle, images: Sequence[Image.Image]) -> list[str]:
     return [data.SHAPES[k] for k in probabilities.argmax(dim=1).tolist()]
 
 
-def judge(
+def match_attributes(
     clip: ClipBundle, images: Sequence[Image.Image], attributes: Sequence[dict]
 ) -> dict[str, list[bool]]:
     """For each image, whether its color, position and shape are those of `attributes` (its caption's)."""
@@ -69,7 +117,7 @@ def judge(
             )
     shapes = object_shapes(clip, images)
     return {
-        "color": [data.dominant_color(image) == a["color"] for image, a in zip(images, attributes)],
+        "color": [dominant_color(image) == a["color"] for image, a in zip(images, attributes)],
         "position": [object_position(image) == a["position"] for image, a in zip(images, attributes)],
         "shape": [shape == a["shape"] for shape, a in zip(shapes, attributes)],
     }

@@ -8,8 +8,8 @@ editing a notebook:
 - `MMLESSON_DEVICE`  cpu | cuda | cuda:N | mps | auto
 - `MMLESSON_PROFILE` tiny | full | auto
 - `MMLESSON_THREADS` number of CPU threads torch may use
-- `MMLESSON_CACHE`   where downloaded weights live (see `mmlesson.assets`)
-- `MMLESSON_DOWNLOAD_DEADLINE` seconds one download may take in all (see `mmlesson.assets`)
+- `MMLESSON_CACHE`   where downloaded weights live (see `mmlesson.course.assets`)
+- `MMLESSON_DOWNLOAD_DEADLINE` seconds one download may take in all (see `mmlesson.course.assets`)
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mmlesson.assets import display_path
-from mmlesson.errors import MAX_SEED, InputError, MMLessonError
-from mmlesson.profiles import PROFILE_CHOICES, PROFILES
+from mmlesson.checks import check_seed
+from mmlesson.course.assets import display_path, for_profile, human_size, is_cached, read_manifest
+from mmlesson.course.profiles import PROFILE_CHOICES, PROFILES
+from mmlesson.errors import MMLessonError
 
 # The names lessons use; see API.md.
 __all__ = [
@@ -36,6 +37,11 @@ __all__ = [
     "seed_everything",
     "available_memory_bytes",
     "progress_bar",
+    # The part of the course's file handling a lesson shows (mmlesson.course.assets does the work):
+    "for_profile",
+    "is_cached",
+    "human_size",
+    "read_manifest",
 ]
 
 
@@ -163,7 +169,7 @@ def choose_profile(requested: str | None, device: torch.device) -> Choice:
 
 
 def _auto_profile(device: torch.device) -> Choice:
-    from mmlesson import assets
+    from mmlesson.course import assets
 
     if device.type == "cpu":
         return Choice("tiny", "no GPU found: the tiny profile runs on any CPU, offline")
@@ -178,10 +184,7 @@ def _auto_profile(device: torch.device) -> Choice:
 
 def seed_everything(seed: int) -> None:
     """Seed every generator a lesson may touch, so a re-run shows the same pictures and numbers."""
-    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
-        raise InputError(
-            f"seed must be a non-negative integer up to 2**64 - 1 (torch's seeds are 64 bits), got {seed!r}."
-        )
+    seed = check_seed(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -244,7 +247,7 @@ def resolve(
     profile: str | None = None, seed: int = 0, device: str | None = None, threads: int | None = None
 ) -> Runtime:
     """Decide device, profile and threads without changing anything (no seeding, no printing)."""
-    from mmlesson import assets
+    from mmlesson.course import assets
 
     device_choice = choose_device(device)
     torch_device = torch.device(device_choice.value)

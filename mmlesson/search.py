@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import numbers
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -36,8 +35,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from mmlesson import runtime
-from mmlesson.assets import written_atomically
-from mmlesson.clip import ClipBundle, ImageInput, check_positive_int
+from mmlesson.checks import check_int
+from mmlesson.clip import ClipBundle, ImageInput
+from mmlesson.course.assets import written_atomically
 from mmlesson.data import load_image
 from mmlesson.errors import InputError, MissingFileError, MissingPackageError, MMLessonError
 
@@ -143,10 +143,10 @@ class ImageIndex:
 
         A gallery gathered from the web always holds a few broken files; they are skipped and listed in
         `index.skipped` with the reason, so one bad file does not cost the whole build. So are images too
-        thin to resize for the model (see `data.load_image`): a 3 KB PNG of 1,000,000 x 1 pixels would take
+        thin to resize for the model (see `images.load_image`): a 3 KB PNG of 1,000,000 x 1 pixels would take
         gigabytes once its shorter side is resized to the model's input size.
         """
-        batch_size = check_positive_int(batch_size, "batch_size")
+        batch_size = check_int(batch_size, "batch_size")
         dtype = _check_dtype(dtype)  # now, not after embedding the whole gallery
         items, ids = _gallery(images)
         embeddings, kept_ids, skipped = [], [], []
@@ -181,7 +181,7 @@ class ImageIndex:
         Texts are embedded in one batch and scores computed for many queries per pass over the gallery,
         so this is much faster than a loop over `search`.
         """
-        k = check_positive_int(k, "k")
+        k = check_int(k, "k")
         results = []
         for chunk in self.query_vectors(queries).split(max(1, SCORES_PER_PASS // len(self))):
             top = torch.topk(self._similarities(chunk), min(k, len(self)), dim=1)
@@ -356,7 +356,7 @@ class ApproximateIndex:
 
     def search_many(self, queries: Sequence[Query] | torch.Tensor, k: int = 10) -> list[list[Hit]]:
         """`search` for many queries in one FAISS call."""
-        k = check_positive_int(k, "k")
+        k = check_int(k, "k")
         vectors = self.exact.query_vectors(queries).numpy()
         scores, indices = self.faiss_index.search(vectors, min(k, len(self)))
         found = indices >= 0  # FAISS pads with -1 when the cells it searched hold fewer than k images
@@ -464,13 +464,6 @@ def _is_embedding(query: Any) -> bool:
     return isinstance(query, torch.Tensor)
 
 
-def _whole_number(name: str, value: Any, low: int, high: int, means: str) -> int:
-    """`value` as an int, if it is a whole number (numpy's too, never a bool) from `low` to `high`."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
-        raise InputError(f"{name} must be a whole number from {low} to {high}, got {value!r}: {means}")
-    return int(value)
-
-
 def _faiss_settings(kind: Any, params: dict[str, Any], n: int) -> dict[str, int]:
     """The parameters FAISS gets for `n` vectors, defaults filled in, every one checked first: FAISS
     itself crashes, aborts the process, allocates gigabytes or quietly misbehaves on bad values."""
@@ -484,49 +477,49 @@ def _faiss_settings(kind: Any, params: dict[str, Any], n: int) -> dict[str, int]
 
 def _ivf_settings(params: dict[str, Any], n: int) -> dict[str, int]:
     cells = max(1, math.isqrt(n))
-    nlist = _whole_number(
-        "nlist",
+    nlist = check_int(
         params.get("nlist", cells),
+        "nlist",
         1,
         n,
-        f"the number of k-means cells, each trained on at least one of the {n} vectors; about the square "
+        f": the number of k-means cells, each trained on at least one of the {n} vectors; about the square "
         f"root of the number of vectors is usual, e.g. nlist={cells}",
     )
     probes = max(1, nlist // 16)
-    nprobe = _whole_number(
-        "nprobe",
+    nprobe = check_int(
         params.get("nprobe", probes),
+        "nprobe",
         1,
         nlist,
-        f"the cells searched for each query, at most all {nlist}; more finds more and is slower, "
+        f": the cells searched for each query, at most all {nlist}; more finds more and is slower, "
         f"e.g. nprobe={probes}",
     )
     return {"nlist": nlist, "nprobe": nprobe}
 
 
 def _hnsw_settings(params: dict[str, Any]) -> dict[str, int]:
-    m = _whole_number(
-        "m",
+    m = check_int(
         params.get("m", 32),
+        "m",
         2,
         HNSW_MAX_M,
-        "the links each vector keeps in the graph. FAISS crashes below 2, and above 256 the links take more "
-        "memory than the vectors themselves, for no better recall; 16 to 64 is usual, e.g. m=32",
+        ": the links each vector keeps in the graph. FAISS crashes below 2, and above 256 the links take "
+        "more memory than the vectors themselves, for no better recall; 16 to 64 is usual, e.g. m=32",
     )
-    ef_search = _whole_number(
-        "ef_search",
+    ef_search = check_int(
         params.get("ef_search", 64),
+        "ef_search",
         1,
         HNSW_MAX_EF,
-        "the candidates kept while searching (FAISS keeps at least k); more finds more and is slower, "
+        ": the candidates kept while searching (FAISS keeps at least k); more finds more and is slower, "
         "e.g. ef_search=64",
     )
-    ef_construction = _whole_number(
-        "ef_construction",
+    ef_construction = check_int(
         params.get("ef_construction", 40),
+        "ef_construction",
         1,
         HNSW_MAX_EF,
-        "the candidates kept while adding each vector; the build time grows in proportion, and past a few "
+        ": the candidates kept while adding each vector; the build time grows in proportion, and past a few "
         "hundred the graph gets no better, e.g. ef_construction=40 (FAISS's default)",
     )
     return {"m": m, "ef_search": ef_search, "ef_construction": ef_construction}

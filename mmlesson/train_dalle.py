@@ -1,7 +1,9 @@
-"""How the course's tiny DALL-E is trained and measured; the shipped weights come from `main()` below.
+"""How the course's tiny DALL-E is trained and measured. The shipped weights come from
 
-    python -m mmlesson.train_dalle --threads 1                   # encode, train, evaluate, write weights/
-    python -m mmlesson.train_dalle --steps 100 --images 2000 --out /tmp/try   # a quick run elsewhere
+    python -m mmlesson train dalle --threads 1                   # encode, train, evaluate, write weights/
+    python -m mmlesson train dalle --steps 100 --images 2000 --out /tmp/try   # a quick run elsewhere
+
+(the command line is `mmlesson.course.training`; everything it trains with is `DalleTraining`).
 
 The training set is drawn and encoded once: Shapes-world images, with the tiny CLIP's held-out color x
 shape pairs left out, each turned into its 64 tiny-VQGAN tokens and stored with its caption as one
@@ -19,27 +21,22 @@ seen in training and the held-out ones.
 
 from __future__ import annotations
 
-import argparse
-import json
 import random
-import sys
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import dataclass
 
 import torch
 
 from mmlesson import data, judge, runtime
-from mmlesson.assets import save_shipped, shipped_weights
-from mmlesson.clip import ClipBundle, load_tiny_clip
-from mmlesson.dalle import TINY_DALLE_NAME, CaptionTokenizer, Dalle, split_words
+from mmlesson.clip import ClipBundle
+from mmlesson.dalle import CaptionTokenizer, Dalle, split_words
 from mmlesson.data import HELD_OUT  # the tiny CLIP's too: neither model has seen a red triangle
 from mmlesson.schedule import learning_rate, set_learning_rate
-from mmlesson.train import training_arguments
-from mmlesson.vqgan import TINY_VQGAN_NAME, VQGAN, load_tiny_vqgan
+from mmlesson.vqgan import VQGAN
 
 # The names lessons use; see API.md.
 __all__ = [
+    "DalleTraining",
     "new_tiny_dalle",
     "encode_world",
     "train_dalle",
@@ -47,8 +44,25 @@ __all__ = [
 ]
 
 CONTEXT_LENGTH = 12  # caption slots: the longest course caption has 10 words and marks
-PARTIAL_SHARE = 0.25  # of the training captions that name only some attributes
 EVALUATION_SEED = 1000  # sampling seed of the evaluation (training never samples)
+
+
+@dataclass(frozen=True)
+class DalleTraining:
+    """Everything a DALL-E training run is decided by; the defaults made the shipped tiny DALL-E, and its
+    manifest records these fields as they were."""
+
+    images: int = 32_000  # training images, encoded once
+    partial_share: float = 0.25  # of the captions that name only some attributes
+    steps: int = 2400
+    batch_size: int = 64
+    peak_lr: float = 1e-3
+    warmup: int = 100
+    floor: float = 0.1  # the cosine decay ends at floor * peak_lr
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.95)  # nanoGPT's
+    clip_grad_norm: float = 1.0
+    seed: int = 0
 
 
 def course_words() -> list[str]:
@@ -69,7 +83,7 @@ def encode_world(
     world: data.ShapesWorld,
     n: int,
     start: int = 0,
-    partial_share: float = PARTIAL_SHARE,
+    partial_share: float = DalleTraining.partial_share,
     chunk: int = 500,
     progress: bool = True,
 ) -> torch.Tensor:
@@ -94,11 +108,7 @@ def encode_world(
 def train_dalle(
     dalle: Dalle,
     sequences: torch.Tensor,
-    steps: int,
-    batch_size: int = 64,
-    lr: float = 1e-3,
-    warmup: int = 100,
-    seed: int = 0,
+    settings: DalleTraining = DalleTraining(),
     progress: bool = True,
     on_step: Callable[[int, float], None] | None = None,
 ) -> list[float]:
@@ -106,17 +116,21 @@ def train_dalle(
 
     `on_step(step, loss)` is called after each step (a notebook can draw samples every few hundred steps).
     """
-    generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.AdamW(dalle.gpt.parameters(), lr=lr, betas=(0.9, 0.95), weight_decay=0.01)
+    generator = torch.Generator().manual_seed(settings.seed)
+    optimizer = torch.optim.AdamW(
+        dalle.gpt.parameters(), lr=settings.peak_lr, betas=settings.betas, weight_decay=settings.weight_decay
+    )
     dalle.gpt.train()
     losses = []
+    steps = settings.steps
     for step in runtime.progress_bar(range(steps), desc="training", disable=not progress):
-        set_learning_rate(optimizer, learning_rate(step, steps, lr, warmup, floor=0.1))
-        batch = sequences[torch.randint(len(sequences), (batch_size,), generator=generator)]
+        lr = learning_rate(step, steps, settings.peak_lr, settings.warmup, settings.floor)
+        set_learning_rate(optimizer, lr)
+        batch = sequences[torch.randint(len(sequences), (settings.batch_size,), generator=generator)]
         loss = dalle.loss(batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(dalle.gpt.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(dalle.gpt.parameters(), settings.clip_grad_norm)
         optimizer.step()
         losses.append(loss.item())
         if on_step is not None:
@@ -167,12 +181,12 @@ def evaluate_dalle(
         captions = [data.caption(a) for a in group]
         images = dalle.generate(captions, samples, temperature, top_k, seed + first)
         expected = [a for a in group for _ in range(samples)]
-        results.append(judge.judge(clip, images, expected))
+        results.append(judge.match_attributes(clip, images, expected))
         picks = [
             judge.rerank(clip, caption, images[k * samples : (k + 1) * samples])[0]
             for k, caption in enumerate(captions)
         ]
-        reranked.append(judge.judge(clip, picks, group))
+        reranked.append(judge.match_attributes(clip, picks, group))
     picks_held_out = torch.tensor([(a["color"], a["shape"]) in held_out for a in attributes])
     samples_held_out = picks_held_out.repeat_interleave(samples)
     metrics = {}
@@ -193,75 +207,3 @@ def _rates(name: str, matches: list[bool], held_out: torch.Tensor) -> dict[str, 
         if mask.any():
             rates[f"{name}_{group}"] = matches[mask].mean().item()
     return rates
-
-
-def seconds_per_image(dalle: Dalle, n: int = 1, repeats: int = 3, use_cache: bool = True) -> float:
-    """Seconds to sample and decode one image, from the fastest of `repeats` calls for n images at once."""
-    best = float("inf")
-    for seed in range(repeats):
-        started = time.perf_counter()
-        dalle.decode(dalle.sample_codes("a large red circle on the left", n, seed=seed, use_cache=use_cache))
-        best = min(best, time.perf_counter() - started)
-    return best / n
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = training_arguments(
-        "python -m mmlesson.train_dalle", __doc__.splitlines()[0], 2400, 64, argv, lr=1e-3, extra=_options
-    )
-    vqgan = load_tiny_vqgan().eval()
-    dalle = new_tiny_dalle(vqgan, args.layers, args.heads, args.width, seed=args.seed)
-    world = data.ShapesWorld(seed=args.seed, exclude=HELD_OUT)
-    started = time.perf_counter()
-    sequences = encode_world(dalle, world, args.images)
-    encoded = time.perf_counter()
-    losses = train_dalle(dalle, sequences, args.steps, args.batch_size, args.lr, seed=args.seed)
-    wall_time = time.perf_counter() - started
-    dalle.gpt.load_state_dict({k: v.half().float() for k, v in dalle.gpt.state_dict().items()})  # as shipped
-    clip = load_tiny_clip(torch.device("cpu"))
-    metrics = evaluate_dalle(dalle, clip, evaluation_attributes())
-    metrics["seconds_per_image"] = seconds_per_image(dalle)
-    metrics["seconds_per_image_in_batches_of_8"] = seconds_per_image(dalle, n=8)
-    vqgan_manifest, _ = shipped_weights(TINY_VQGAN_NAME)
-    record = {
-        "config": asdict(dalle.gpt.config),
-        "tokenizer": {"context_length": dalle.tokenizer.context_length, "words": dalle.tokenizer.words[1:]},
-        "vqgan_sha256": vqgan_manifest["files"][vqgan_manifest["weights"]]["sha256"],
-        "parameters": dalle.gpt.n_params(),
-        "training": {
-            "command": "python -m mmlesson.train_dalle " + " ".join(sys.argv[1:] if argv is None else argv),
-            "seed": args.seed,
-            "steps": args.steps,
-            "batch_size": args.batch_size,
-            "peak_lr": args.lr,
-            "data": f"ShapesWorld(seed={args.seed}, exclude=HELD_OUT), items 0 to {args.images - 1}, encoded "
-            f"once by {TINY_VQGAN_NAME}; {PARTIAL_SHARE:.0%} of the captions partial",
-            "held_out_combos": [list(pair) for pair in HELD_OUT],
-            "wall_time_s": round(wall_time, 1),
-            "encoding_time_s": round(encoded - started, 1),
-            "threads": torch.get_num_threads(),
-            "final_loss": round(sum(losses[-50:]) / len(losses[-50:]), 4),
-            "versions": {"torch": torch.__version__},
-        },
-        "metrics": {k: round(v, 4) for k, v in metrics.items()},
-        "evaluation": "mmlesson.train_dalle.evaluate_dalle over evaluation_attributes() (30 color x shape "
-        "pairs x 2 sizes x 5 positions, caption template 0), 8 samples each at temperature 1.0, no top-k, "
-        f"seed {EVALUATION_SEED}; color and position from pixels, shape by the tiny CLIP; float16 weights "
-        "as shipped; seconds per image (sampling + decoding) at the training's thread count",
-    }
-    path = save_shipped(TINY_DALLE_NAME, dalle.gpt.state_dict(), args.out, record)
-    print(json.dumps(record["metrics"], indent=2))
-    print(f"wrote {path.name} and its weights in {args.out}")
-    return 0
-
-
-def _options(parser: argparse.ArgumentParser) -> None:
-    """The model's size and the number of training images."""
-    parser.add_argument("--images", type=int, default=32_000, help="training images, encoded once")
-    parser.add_argument("--layers", type=int, default=4)
-    parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--width", type=int, default=128)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

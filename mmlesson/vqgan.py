@@ -25,19 +25,19 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from safetensors.torch import load_file, save_file
 from taming.modules.diffusionmodules.model import Decoder, Encoder
 from taming.modules.vqvae.quantize import VectorQuantizer2
 
-from mmlesson import assets, checkpoints, runtime
-from mmlesson.assets import WEIGHTS_DIR
-from mmlesson.clip import ImageInput, check_finite_pixels
-from mmlesson.data import load_image
+from mmlesson import runtime
+from mmlesson.checks import check_finite_pixels
+from mmlesson.clip import ImageInput
+from mmlesson.course import assets, checkpoints
+from mmlesson.course.assets import WEIGHTS_DIR
 from mmlesson.errors import InputError, MMLessonError
+from mmlesson.images import load_image, pil_to_tensor, square
 
 # The names lessons use; see API.md.
 __all__ = [
@@ -45,7 +45,6 @@ __all__ = [
     "load_vqgan",
     "load_tiny_vqgan",
     "load_full_vqgan",
-    "to_pil",
     "to_unit_range",
     "psnr",
 ]
@@ -210,7 +209,7 @@ class VQGAN(torch.nn.Module):
             items = [images] if isinstance(images, ImageInput) else list(images)
             if not items:
                 raise InputError("no images given: pass at least one image")
-            pixels = torch.stack([_square_tensor(load_image(item, resize_to=size), size) for item in items])
+            pixels = pil_to_tensor([square(load_image(item, resize_to=size), size) for item in items])
         return (pixels * 2 - 1).to(self.device)
 
     def check_size(self, size: int) -> int:
@@ -247,27 +246,10 @@ def to_unit_range(pixels: torch.Tensor) -> torch.Tensor:
     return ((pixels + 1) / 2).clamp(0, 1)
 
 
-def to_pil(pixels: torch.Tensor) -> list[Image.Image]:
-    """Images [N, 3, H, W] in [0, 1] -> PIL images."""
-    arrays = (pixels.detach().cpu().clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
-    return [Image.fromarray(array) for array in arrays]
-
-
 def psnr(original: torch.Tensor, reconstruction: torch.Tensor) -> torch.Tensor:
     """Peak signal-to-noise ratio in dB of each image pair [N, 3, H, W] in [0, 1]: 10 log10(1 / MSE)."""
     mse = (original - reconstruction).square().flatten(1).mean(dim=1)
     return 10 * torch.log10(1 / mse.clamp_min(1e-10))
-
-
-def _square_tensor(image: Image.Image, size: int) -> torch.Tensor:
-    """Resize (shorter side = size, bicubic) and center-crop to size x size; [3, size, size] in [0, 1]."""
-    if image.size != (size, size):
-        scale = size / min(image.size)
-        width, height = max(size, round(image.width * scale)), max(size, round(image.height * scale))
-        image = image.resize((width, height), Image.BICUBIC)
-        left, top = (width - size) // 2, (height - size) // 2
-        image = image.crop((left, top, left + size, top + size))
-    return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).float() / 255
 
 
 def _check_unit_tensor(pixels: torch.Tensor) -> torch.Tensor:
@@ -312,7 +294,7 @@ def load_vqgan(profile: str | None = None, device: str | torch.device | None = N
 
 
 def load_tiny_vqgan(weights_dir: Path = WEIGHTS_DIR) -> VQGAN:
-    """The shipped tiny VQGAN, trained by `python -m mmlesson.train_vqgan` (see its manifest)."""
+    """The shipped tiny VQGAN, trained by `python -m mmlesson train vqgan` (see its manifest)."""
     manifest, weights = assets.shipped_weights(TINY_VQGAN_NAME, weights_dir)
     model = VQGAN(manifest["config"], TINY_VQGAN_NAME)
     model.load_state_dict({k: v.float() for k, v in load_file(str(weights)).items()})
@@ -320,10 +302,10 @@ def load_tiny_vqgan(weights_dir: Path = WEIGHTS_DIR) -> VQGAN:
 
 
 def load_full_vqgan() -> VQGAN:
-    """ImageNet f16-16384 with its official config, both fetched (pinned sha256) through `mmlesson.assets`.
+    """ImageNet f16-16384 with its official config, both fetched (pinned sha256) by `mmlesson.course.assets`.
 
-    The published checkpoint is a pickle. `mmlesson.checkpoints` reads it once, from the very bytes whose
-    hash it checked, and rebuilds tensors and nothing else; the weights are then kept as a safetensors
+    The published checkpoint is a pickle. `mmlesson.course.checkpoints` reads it once, from the very bytes
+    whose hash it checked, and rebuilds tensors and nothing else; the weights are then kept as a safetensors
     copy in the cache, so later loads never unpickle.
     """
     config = _official_config(assets.fetch(f"{FULL_VQGAN_ASSET}-config"))

@@ -5,7 +5,7 @@ downloaded here, so its lesson branches would otherwise only ever be run by a le
 script builds random-weight files in the *exact published formats* (the same safetensors keys and shapes;
 the same Lightning checkpoint layout with loss weights, optimizer states and a ModelCheckpoint callback;
 the published YAML config byte for byte), serves them from 127.0.0.1, points the course at them through
-the `MMLESSON_ASSET_OVERRIDES` test hook (see mmlesson/asset_overrides.py), and executes copies of the
+the `MMLESSON_ASSET_OVERRIDES` test hook (see mmlesson/course/asset_overrides.py), and executes copies of the
 lessons with MMLESSON_PROFILE=full in a fresh cache, like a learner's first run.
 
     python scripts/rehearse_full_profile.py            # every lesson in notebooks/
@@ -50,7 +50,7 @@ CACHE = ROOT / ".rehearsal-cache"
 SEED = 0
 BUILDER_VERSION = 2  # bump when a stand-in's content changes, so cached copies are rebuilt
 QUALITY_TAG = "quality-check"
-OVERRIDES_VARIABLE = "MMLESSON_ASSET_OVERRIDES"  # mmlesson.asset_overrides.ENV_VAR
+OVERRIDES_VARIABLE = "MMLESSON_ASSET_OVERRIDES"  # mmlesson.course.asset_overrides.ENV_VAR
 MEASURE_MARK = "REHEARSAL-MEASUREMENT "
 
 # The lesson the test suite rehearses, the quickest (lesson 0: seconds, with the stand-ins built and served
@@ -62,7 +62,7 @@ VQGAN_ASSET = "vqgan-imagenet-f16-16384"
 CONFIG_ASSET = "vqgan-imagenet-f16-16384-config"
 
 # The published taming config (heibox .../configs/model.yaml), byte for byte: its sha256 is the one pinned
-# in mmlesson/assets.py, so the config is served as the real file, and the checkpoint is built from it.
+# in mmlesson/course/assets.py, so the config is served as the real file, and the checkpoint is built from it.
 VQGAN_CONFIG_YAML = """\
 model:
   base_learning_rate: 4.5e-06
@@ -461,20 +461,23 @@ def check_hook_is_honoured(env: dict[str, str], standins: dict[str, StandIn]) ->
     """Fail early, with the reason, if the course's registry ignores the overrides (then every lesson would
     try the real URLs and fail far less clearly)."""
     probe = (
-        "import json, mmlesson.assets as a; "
+        "import json, mmlesson.course.assets as a; "
         f"print(json.dumps({{n: a.get(n).sha256 for n in {sorted(standins)!r}}}))"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, cwd=NOTEBOOKS
     )
     if done.returncode != 0:
-        raise RuntimeError(f"importing mmlesson.assets with the overrides failed:\n{done.stderr.strip()}")
+        raise RuntimeError(
+            f"importing mmlesson.course.assets with the overrides failed:\n{done.stderr.strip()}"
+        )
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     ignored = [name for name, s in standins.items() if seen.get(name) != s.sha256]
     if ignored:
         raise RuntimeError(
-            f"mmlesson.assets ignores {OVERRIDES_VARIABLE} for {', '.join(ignored)}: the registry must call "
-            "mmlesson.asset_overrides.apply_overrides(REGISTRY, os.environ) once it is filled."
+            f"mmlesson.course.assets ignores {OVERRIDES_VARIABLE} for {', '.join(ignored)}: the registry "
+            "must call mmlesson.course.asset_overrides.apply_overrides(REGISTRY, os.environ) once it is "
+            "filled."
         )
 
 

@@ -20,8 +20,8 @@ import json
 import re
 from pathlib import Path
 
-from mmlesson.i18n import lesson_table, notebook_title, repository_url
-from mmlesson.i18n.project import GENERATED
+from mmlesson.course.i18n import lesson_table, notebook_title, repository_url
+from mmlesson.course.i18n.project import GENERATED
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT / "images"

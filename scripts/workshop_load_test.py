@@ -102,7 +102,7 @@ def seat(spec: dict) -> dict:
     phases: dict[str, float] = {}
     started = time.monotonic()
     import mmlesson  # noqa: F401 - the import is part of what a seat costs
-    from mmlesson import assets
+    from mmlesson.course import assets
 
     phases["import"] = time.monotonic() - started
     assets.register(

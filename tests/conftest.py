@@ -58,8 +58,8 @@ def bundle():
     """An untrained, narrow tiny CLIP: input handling and arithmetic do not depend on trained weights."""
     import torch
 
-    from mmlesson import train
+    from mmlesson import train_clip
     from mmlesson.clip import bundle_from_model
 
-    model, tokenizer = train.new_tiny_clip(width=64, layers=1)
+    model, tokenizer = train_clip.new_tiny_clip(width=64, layers=1)
     return bundle_from_model(model.eval(), tokenizer, "test-clip", torch.device("cpu"))

@@ -6,6 +6,7 @@ download server in `fault_server.py`.
 from __future__ import annotations
 
 import functools
+import json
 import re
 import shutil
 import socket
@@ -117,7 +118,7 @@ class FileServer:
 
 def copy_shipped(folder: Path, *names: str) -> Path:
     """Copy every shipped file of the models `names` (weights, manifest, config) into folder."""
-    from mmlesson.assets import WEIGHTS_DIR
+    from mmlesson.course.assets import WEIGHTS_DIR
 
     for name in names:
         for path in WEIGHTS_DIR.glob(f"{name}.*"):
@@ -164,3 +165,18 @@ def require_index() -> None:
     reason = index_unreachable()
     if reason:
         pytest.skip(reason)
+
+
+def command_gives_the_recorded_settings(training: dict, model: str, settings: type) -> bool:
+    """A manifest's command, parsed by the trainers' command line, asks for exactly the settings the
+    manifest records (so neither can be edited without the other)."""
+    import dataclasses
+
+    from mmlesson.course.training import COMMAND, parse_settings
+
+    command = training["command"]
+    assert command.startswith(f"{COMMAND} {model}"), command
+    options = command.removeprefix(f"{COMMAND} {model}").split()
+    parsed, _ = parse_settings(model, settings, options)
+    recorded = json.loads(json.dumps(dataclasses.asdict(parsed)))
+    return recorded == training["settings"]

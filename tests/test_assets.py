@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from mmlesson import assets
+from mmlesson.course import assets
 from mmlesson.errors import MMLessonError
 
 

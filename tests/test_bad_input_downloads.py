@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from mmlesson import assets
+from mmlesson.course import assets
 from tests.fault_server import FaultServer
 from tests.helpers import free_port
 
@@ -103,7 +103,7 @@ from pathlib import Path
 package = types.ModuleType("mmlesson")
 package.__path__ = [str(Path({root!r}) / "mmlesson")]
 sys.modules["mmlesson"] = package
-from mmlesson import assets
+from mmlesson.course import assets
 assets.register(assets.Asset({name!r}, {filename!r}, {urls!r}, {sha256!r}, {size}, "t", "t"))
 print(assets.fetch({name!r}, progress=False, timeout=5.0), flush=True)
 """

@@ -490,17 +490,17 @@ JUDGE = table(
     "judge",
     (
         "attributes_fewer_than_images",
-        lambda m: judge.judge(m.clip, [red_image()] * 2, [ATTRIBUTES]),
+        lambda m: judge.match_attributes(m.clip, [red_image()] * 2, [ATTRIBUTES]),
         Refused("2 images but 1 attribute sets"),
     ),
     (
         "attributes_without_shape",
-        lambda m: judge.judge(m.clip, [red_image()], [{"color": "red", "position": "left"}]),
+        lambda m: judge.match_attributes(m.clip, [red_image()], [{"color": "red", "position": "left"}]),
         Refused("attribute set 0 must be a dict with the keys color, position, shape"),
     ),
     (
         "attributes_complete",
-        lambda m: judge.judge(m.clip, [red_image()], [ATTRIBUTES]),
+        lambda m: judge.match_attributes(m.clip, [red_image()], [ATTRIBUTES]),
         Gives("a verdict per attribute", lambda verdict: verdict["color"] == [True]),
     ),
 )

@@ -19,7 +19,7 @@ from pathlib import Path
 import polib
 import pytest
 
-from mmlesson.i18n import Project, TranslationError
+from mmlesson.course.i18n import Project, TranslationError
 from tests.test_i18n import (
     BODY,
     CODE,

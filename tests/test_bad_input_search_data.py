@@ -275,7 +275,7 @@ def flip_last_byte(content: bytes) -> bytes:
 # The table
 
 CASES = [
-    # == data.load_image, handled before issue 16 ==
+    # == images.load_image, handled before issue 16 ==
     Case(
         "image-missing-file",
         lambda w: load_image(w.folder / "nowhere.png"),
@@ -347,7 +347,7 @@ CASES = [
         lambda w: load_image(np.zeros((1, 50), np.uint8)),
         Returns(lambda r, w: r.size == (50, 1), "a 50:1 image loads"),
     ),
-    # == data.load_image, issue 16 ==
+    # == images.load_image, issue 16 ==
     Case(
         "image-thin-png",
         lambda w: load_image(w.folder / "thin.png"),
@@ -974,13 +974,13 @@ import torch
 import faiss
 from PIL import Image
 
-from mmlesson import data, search, train
+from mmlesson import data, search, train_clip
 from mmlesson.clip import bundle_from_model
 from mmlesson.data import load_image
 from mmlesson.search import ImageIndex
 
 folder, codes, headroom, user = Path(sys.argv[1]), json.loads(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-model, tokenizer = train.new_tiny_clip(width=64, layers=1)
+model, tokenizer = train_clip.new_tiny_clip(width=64, layers=1)
 bundle = bundle_from_model(model.eval(), tokenizer, "test-clip", torch.device("cpu"))
 shapes_index = ImageIndex.build(bundle, data.ShapesWorld(seed=0).sample(4).images, progress=False)
 vectors = search.synthetic_embeddings(200, 16, seed=0, dtype=torch.float32)

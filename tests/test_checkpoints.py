@@ -22,8 +22,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from mmlesson import checkpoints, vqgan
-from mmlesson.checkpoints import CheckpointRefusedError
+from mmlesson import vqgan
+from mmlesson.course import checkpoints
+from mmlesson.course.checkpoints import CheckpointRefusedError
 from mmlesson.errors import MMLessonError
 
 LIGHTNING_MODULE = "pytorch_lightning.callbacks.model_checkpoint"

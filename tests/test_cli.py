@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import subprocess
 import sys
 
 import pytest
 
-from mmlesson import assets, cli
+from mmlesson.course import assets, cli
+from mmlesson.course.training import parse_settings
 from mmlesson.errors import MMLessonError
+from mmlesson.train_dalle import DalleTraining
+from mmlesson.train_vqgan import VqganTraining
+from tests.helpers import command_gives_the_recorded_settings
 
 
 def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess:
@@ -130,3 +135,20 @@ def test_assets_lists_an_unreadable_file_as_such(cache, full_profile_on_loopback
     monkeypatch.setattr(assets, "is_cached", unreadable)
     assert cli.main(["assets"]) == 0
     assert "unreadable" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_train_writes_weights_and_a_manifest_whose_command_gives_its_settings(tmp_path, capsys):
+    assert cli.main(["train", "vqgan", "--steps", "2", "--batch-size", "2", "--out", str(tmp_path)]) == 0
+    manifest = json.loads((tmp_path / "mmlesson-tiny-vqgan.manifest.json").read_text())
+    assert command_gives_the_recorded_settings(manifest["training"], "vqgan", VqganTraining)
+    assert manifest["training"]["settings"]["steps"] == 2 and manifest["evaluation"]["images"] == 1000
+    assert (tmp_path / "mmlesson-tiny-vqgan.safetensors").is_file()
+    assert "wrote mmlesson-tiny-vqgan.manifest.json" in capsys.readouterr().out
+
+
+def test_train_options_are_the_settings_fields():
+    with pytest.raises(SystemExit):
+        cli.main(["train", "clip", "--no-such-option", "1"])
+    settings, _ = parse_settings("dalle", DalleTraining, ["--betas", "0.8", "0.9", "--images", "100"])
+    assert settings == DalleTraining(betas=(0.8, 0.9), images=100)

@@ -12,9 +12,10 @@ import pytest
 import torch
 
 import mmlesson
-from mmlesson import data, train
-from mmlesson.clip import CompactTokenizer, InputError, OutOfMemoryAdvice, bundle_from_model
+from mmlesson import data, train_clip
+from mmlesson.clip import CompactTokenizer, InputError, OutOfMemoryAdvice, bundle_from_model, normalize_pixels
 from mmlesson.errors import MMLessonError
+from mmlesson.images import load_image
 
 
 @pytest.fixture(scope="module")
@@ -55,12 +56,12 @@ def test_pil_path_array_and_tensor_inputs_agree(bundle, shapes, tmp_path):
 def test_preprocess_matches_the_training_pipeline(bundle, shapes):
     """The bundle's PIL preprocessing and the trainer's tensor normalization must feed the same pixels."""
     via_pil = torch.stack([bundle.preprocess(image) for image in shapes.images])
-    via_training = train.normalize_pixels(shapes.to_tensor())
+    via_training = normalize_pixels(shapes.to_tensor())
     assert torch.allclose(via_pil, via_training, atol=1e-5)
 
 
 def test_preprocess_batch_gives_exactly_the_per_image_numbers(bundle, shapes):
-    images = shapes.images[:6] + [data.load_image(photo.image) for photo in data.photos()[:4]]
+    images = shapes.images[:6] + [load_image(photo.image) for photo in data.photos()[:4]]
     one_by_one = torch.stack([bundle.preprocess(image) for image in images])
     assert torch.equal(bundle.preprocess_batch(images), one_by_one)
     custom = dataclasses.replace(bundle, preprocess=lambda image: bundle.preprocess(image) * 2)
@@ -81,7 +82,7 @@ def test_long_texts_are_truncated_with_one_warning(bundle):
 
 
 def test_compact_tokenizer_keeps_clip_order_and_ends_with_the_largest_id():
-    tokenizer = CompactTokenizer(train.course_bpe_ids(), context_length=24)
+    tokenizer = CompactTokenizer(train_clip.course_bpe_ids(), context_length=24)
     tokens = tokenizer(["a red circle", "a photo of a dog"])
     assert tokens.shape == (2, 24)
     assert tokens[0, 0].item() == tokenizer.vocab_size - 2  # start token
@@ -110,7 +111,7 @@ def test_embeddings_can_feed_a_trainable_probe(bundle, shapes):
 
 def test_a_half_precision_model_takes_float32_pixels(shapes):
     """The full profile runs in float16 on a GPU; the pixels must follow the model's dtype."""
-    model, tokenizer = train.new_tiny_clip(width=64, layers=1)
+    model, tokenizer = train_clip.new_tiny_clip(width=64, layers=1)
     half = bundle_from_model(model.half().eval(), tokenizer, "half-clip", torch.device("cpu"))
     images, texts = half.encode_images(shapes.images), half.encode_texts(shapes.captions)
     assert images.dtype == texts.dtype == torch.float32

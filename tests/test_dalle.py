@@ -13,7 +13,14 @@ import mmlesson
 from mmlesson import data, judge
 from mmlesson.dalle import CaptionTokenizer, Dalle, load_dalle
 from mmlesson.errors import MMLessonError
-from mmlesson.train_dalle import CONTEXT_LENGTH, course_words, encode_world, new_tiny_dalle, train_dalle
+from mmlesson.train_dalle import (
+    CONTEXT_LENGTH,
+    DalleTraining,
+    course_words,
+    encode_world,
+    new_tiny_dalle,
+    train_dalle,
+)
 from mmlesson.vqgan import load_tiny_vqgan
 
 CAPTION = "a large red circle on the left"
@@ -97,9 +104,8 @@ def test_training_lowers_the_loss_and_reports_each_step(vqgan):
     model = new_tiny_dalle(vqgan, n_layer=1, n_head=2, n_embd=32, seed=1)
     sequences = encode_world(model, data.ShapesWorld(seed=3), 8, progress=False)
     seen = []
-    losses = train_dalle(
-        model, sequences, 40, 8, lr=3e-3, warmup=5, progress=False, on_step=lambda s, v: seen.append(s)
-    )
+    settings = DalleTraining(steps=40, batch_size=8, peak_lr=3e-3, warmup=5)
+    losses = train_dalle(model, sequences, settings, progress=False, on_step=lambda s, v: seen.append(s))
     assert seen == list(range(40)) and len(losses) == 40
     assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5
     assert not model.gpt.training
@@ -202,7 +208,7 @@ def test_only_the_tiny_profile_exists():
 
 def test_the_pixel_judge_reads_real_shapes_correctly():
     batch = data.ShapesWorld(seed=11).sample(600)
-    assert [data.dominant_color(i) for i in batch.images] == [a["color"] for a in batch.attributes]
+    assert [judge.dominant_color(i) for i in batch.images] == [a["color"] for a in batch.attributes]
     positions = [judge.object_position(i) == a["position"] for i, a in zip(batch.images, batch.attributes)]
     # A large triangle's centroid lies a sixth of its height below its box's center: the world's jitter
     # takes about 1 in 600 of them past the middle line between top and center, or center and bottom.
@@ -223,6 +229,8 @@ def test_rerank_puts_what_clip_matches_best_first():
     assert ranked[0] is images[1] and sorted(map(id, ranked)) == sorted(map(id, images))
     scores = judge.clip_scores(clip, "a large red star in the center", ranked)
     assert (scores[:-1] >= scores[1:]).all()
-    verdict = judge.judge(clip, images, [{"color": "blue", "shape": "square", "position": "left"}] * 3)
+    verdict = judge.match_attributes(
+        clip, images, [{"color": "blue", "shape": "square", "position": "left"}] * 3
+    )
     assert verdict["color"] == [True, False, False] and verdict["position"] == [False] * 3
     assert verdict["shape"][0] is True and verdict["shape"][1] is False

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from mmlesson import data
+from mmlesson import data, images, judge
 from mmlesson.data import (
     ALL_COMBOS,
     BACKGROUND_RGB,
@@ -509,7 +509,7 @@ def test_load_image_rejects_decompression_bombs(tmp_path, monkeypatch):
 def test_load_image_refuses_images_too_thin_to_resize(tmp_path, monkeypatch):
     assert load_image(np.zeros((2, 100), np.uint8)).size == (100, 2)  # 50:1 is still allowed
     for item in (np.zeros((2, 101), np.uint8), Image.new("RGB", (1, 51)), Image.new("I;16", (5000, 1))):
-        with pytest.raises(data.ImageError, match=r"over 50 times its short side.*crop"):
+        with pytest.raises(images.ImageError, match=r"over 50 times its short side.*crop"):
             load_image(item)
     thin = write(Image.new("RGB", (1_000_000, 1)), tmp_path / "thin.png")  # 3 KB, 12 GB once resized
 
@@ -517,9 +517,9 @@ def test_load_image_refuses_images_too_thin_to_resize(tmp_path, monkeypatch):
         raise AssertionError("the file was decoded before its size was checked")
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", decode)
-    with pytest.raises(data.ImageError, match=r"thin.png is 1000000 x 1 pixels.*1,000,000:1"):
+    with pytest.raises(images.ImageError, match=r"thin.png is 1000000 x 1 pixels.*1,000,000:1"):
         load_image(thin)
-    monkeypatch.setattr(data, "MAX_ASPECT_RATIO", 10**7)  # the limit is read when an image is loaded
+    monkeypatch.setattr(images, "MAX_ASPECT_RATIO", 10**7)  # the limit is read when an image is loaded
     with pytest.raises(AssertionError, match="decoded"):
         load_image(thin)
 
@@ -528,9 +528,9 @@ def test_load_image_resize_to_bounds_the_resized_pixels():
     square, wide = np.zeros((100, 100, 3), np.uint8), np.zeros((100, 1000, 3), np.uint8)
     assert load_image(square, resize_to=4096).size == (100, 100)  # 4096 x 4096: the budget exactly
     assert load_image(wide, resize_to=np.int64(1000)).size == (1000, 100)  # 1000 x 10000
-    with pytest.raises(data.ImageError, match=r"4097.*16,785,409 pixels, more than the 16,777,216"):
+    with pytest.raises(images.ImageError, match=r"4097.*16,785,409 pixels, more than the 16,777,216"):
         load_image(square, resize_to=4097)
-    with pytest.raises(data.ImageError, match=r"shorter side is 2000.*40,000,000 pixels"):
+    with pytest.raises(images.ImageError, match=r"shorter side is 2000.*40,000,000 pixels"):
         load_image(wide, resize_to=2000)
     for bad, error in [(0, ValueError), (-5, ValueError), (2.5, TypeError), (True, TypeError)]:
         with pytest.raises(error, match="resize_to must be a positive integer"):
@@ -542,7 +542,7 @@ def test_load_image_errors_are_learner_errors(tmp_path):
 
     (tmp_path / "empty.png").write_bytes(b"")
     for item in (tmp_path, tmp_path / "empty.png", np.full((2, 2), np.nan), Image.new("RGB", (0, 3))):
-        with pytest.raises(data.ImageError) as caught:
+        with pytest.raises(images.ImageError) as caught:
             load_image(item)
         assert isinstance(caught.value, MMLessonError) and isinstance(caught.value, ValueError)
 
@@ -556,35 +556,35 @@ def test_load_image_says_when_a_file_may_not_be_read(tmp_path, monkeypatch):
         raise PermissionError(13, "Permission denied", str(path))
 
     monkeypatch.setattr(Image, "open", refuse)
-    with pytest.raises(data.ImageError, match=r"locked.png cannot be read: permission denied.*chmod u\+r"):
+    with pytest.raises(images.ImageError, match=r"locked.png cannot be read: permission denied.*chmod u\+r"):
         load_image(path)
 
 
 def test_dominant_color_reads_every_rendered_object_back():
     batch = data.ShapesWorld(seed=5).sample(300)
-    assert [data.dominant_color(image) for image in batch.images] == [a["color"] for a in batch.attributes]
+    assert [judge.dominant_color(image) for image in batch.images] == [a["color"] for a in batch.attributes]
 
 
 def test_dominant_color_is_none_for_gray_pictures_and_wraps_hue_around():
-    assert data.dominant_color(Image.new("RGB", (32, 32), data.BACKGROUND_RGB)) is None
+    assert judge.dominant_color(Image.new("RGB", (32, 32), data.BACKGROUND_RGB)) is None
     noise = np.random.default_rng(0).integers(0, 256, (32, 32, 1)).repeat(3, axis=2).astype(np.uint8)
-    assert data.dominant_color(noise) is None  # grays of every brightness have no hue
-    assert data.dominant_color(Image.new("RGB", (32, 32), (230, 20, 60))) == "red"  # hue 0.97 is near 0
+    assert judge.dominant_color(noise) is None  # grays of every brightness have no hue
+    assert judge.dominant_color(Image.new("RGB", (32, 32), (230, 20, 60))) == "red"  # hue 0.97 is near 0
 
 
 def test_color_shares_count_colored_pixels_only():
     image = Image.new("RGB", (40, 10), data.BACKGROUND_RGB)
     image.paste(data.COLOR_RGB["blue"], (0, 0, 10, 10))
     image.paste(data.COLOR_RGB["yellow"], (10, 0, 30, 10))
-    shares = data.color_shares(image)
+    shares = judge.color_shares(image)
     assert shares["blue"] == pytest.approx(0.25) and shares["yellow"] == pytest.approx(0.5)
-    assert sum(shares.values()) == pytest.approx(0.75) and data.dominant_color(image) == "yellow"
+    assert sum(shares.values()) == pytest.approx(0.75) and judge.dominant_color(image) == "yellow"
 
 
 def test_color_map_marks_the_object_where_it_was_drawn():
     batch = data.ShapesWorld(seed=6).sample(50)
     for image, attrs in zip(batch.images, batch.attributes):
-        labels = data.color_map(image)
+        labels = judge.color_map(image)
         assert set(np.unique(labels)) == {-1, data.COLORS.index(attrs["color"])}
         rows, columns = np.nonzero(labels >= 0)  # mass vs box centre; positions lie 14 px apart
         assert abs(columns.mean() + 0.5 - attrs["xy"][0]) < 6 and abs(rows.mean() + 0.5 - attrs["xy"][1]) < 6

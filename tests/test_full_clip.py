@@ -16,8 +16,8 @@ import torch
 from safetensors.torch import save_file
 
 import mmlesson
-from mmlesson import assets
 from mmlesson.clip import FULL_CLIP_ASSET
+from mmlesson.course import assets
 from mmlesson.data import ShapesWorld
 from mmlesson.errors import MMLessonError
 from tests.helpers import FileServer, free_port

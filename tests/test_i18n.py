@@ -16,8 +16,8 @@ import nbformat
 import polib
 import pytest
 
-from mmlesson import i18n
-from mmlesson.cli import main
+from mmlesson.course import i18n
+from mmlesson.course.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 

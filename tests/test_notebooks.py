@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mmlesson.i18n.markdown import broken_links
+from mmlesson.course.i18n.markdown import broken_links
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))

@@ -51,7 +51,7 @@ def test_environment_installs_the_package_and_python_matches():
 
 
 def test_runtime_dependencies_cover_what_the_doctor_checks():
-    from mmlesson.cli import REQUIRED_MODULES
+    from mmlesson.course.cli import REQUIRED_MODULES
 
     names = {name for name, _ in pyproject_requirements()}
     assert {requirement_key(package)[0] for _, package in REQUIRED_MODULES} <= names
@@ -129,7 +129,7 @@ def test_every_import_of_the_package_is_declared(path):
 
 @pytest.mark.parametrize("missing", ["polib", "babel", "mistune"])
 def test_i18n_without_its_extra_says_what_to_install(missing, monkeypatch, capsys):
-    from mmlesson.cli import main
+    from mmlesson.course.cli import main
 
     monkeypatch.setitem(sys.modules, missing, None)  # makes `import missing` fail, as when not installed
     assert main(["i18n", "check", "--root", str(ROOT)]) == 1

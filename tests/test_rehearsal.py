@@ -1,9 +1,9 @@
 """The full-profile rehearsal (scripts/rehearse_full_profile.py) and the test hook it relies on.
 
-Fast tests check the hook (mmlesson.asset_overrides), the lesson choice, the server, and that the stand-ins
-have the published formats: real shapes are read on torch's "meta" device (no memory, no disk), the writing
-and loading of files on scaled-down models. One slow test rehearses the cheapest lesson end to end (it builds
-1.6 GB of stand-ins into .rehearsal-cache/ on first use, in seconds, and serves them).
+Fast tests check the hook (mmlesson.course.asset_overrides), the lesson choice, the server, and that the
+stand-ins have the published formats: real shapes are read on torch's "meta" device (no memory, no disk),
+the writing and loading of files on scaled-down models. One slow test rehearses the cheapest lesson end to
+end (it builds 1.6 GB of stand-ins into .rehearsal-cache/ on first use, in seconds, and serves them).
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ import requests
 import torch
 from safetensors import safe_open
 
-from mmlesson import assets
-from mmlesson.asset_overrides import ENV_VAR, OverrideError, apply_overrides
 from mmlesson.clip import FULL_CLIP_ASSET
+from mmlesson.course import assets
+from mmlesson.course.asset_overrides import ENV_VAR, OverrideError, apply_overrides
 from mmlesson.vqgan import FULL_VQGAN_ASSET, VQGAN
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import mmlesson
-from mmlesson import assets, runtime
+from mmlesson import runtime
+from mmlesson.course import assets
 from mmlesson.errors import MMLessonError
 
 

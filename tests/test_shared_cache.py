@@ -28,7 +28,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from mmlesson import assets, vqgan
+from mmlesson import vqgan
+from mmlesson.course import assets
 from tests.fault_server import FaultServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,7 +106,8 @@ def listing(folder: Path) -> dict[str, tuple[int, int]]:
 PARTICIPANT = """
 import json, sys
 from pathlib import Path
-from mmlesson import assets, vqgan
+from mmlesson import vqgan
+from mmlesson.course import assets
 
 for entry in json.loads(sys.argv[1]):
     entry.update(urls=tuple(entry["urls"]), profiles=tuple(entry["profiles"]))

@@ -7,10 +7,13 @@ import pytest
 import torch
 
 import mmlesson
-from mmlesson import assets, data, train
-from mmlesson.clip import TINY_CLIP_NAME, load_tiny_clip, read_manifest
+from mmlesson import data, train_clip
+from mmlesson.clip import TINY_CLIP_NAME, load_tiny_clip
+from mmlesson.course import assets
 from mmlesson.errors import MMLessonError
-from tests.helpers import copy_shipped, damage
+from mmlesson.runtime import read_manifest
+from mmlesson.train_clip import ClipTraining
+from tests.helpers import command_gives_the_recorded_settings, copy_shipped, damage
 
 WEIGHT_BUDGET_BYTES = 20 * 1024 * 1024  # every shipped weight file together
 QUALITY_BARS = {
@@ -45,10 +48,10 @@ def test_shipped_weights_stay_within_budget():
 
 def test_manifest_records_how_the_weights_were_made(manifest):
     training = manifest["training"]
-    assert training["command"].startswith("python -m mmlesson.train clip")
-    assert {"seed", "steps", "batch_size", "wall_time_s", "data"} <= training.keys()
+    assert command_gives_the_recorded_settings(training, "clip", ClipTraining)
+    assert {"wall_time_s", "data", "threads", "final_loss"} <= training.keys()
     assert [tuple(pair) for pair in training["held_out_combos"]] == list(data.HELD_OUT)
-    assert manifest["tokenizer"]["bpe_ids"] == train.course_bpe_ids()
+    assert manifest["tokenizer"]["bpe_ids"] == train_clip.course_bpe_ids()
 
 
 def test_it_is_open_clips_own_clip_class(bundle):
@@ -59,7 +62,7 @@ def test_it_is_open_clips_own_clip_class(bundle):
 @pytest.mark.slow
 def test_quality_bars_hold_and_match_the_manifest(bundle, manifest):
     """Recompute every metric the manifest reports, on the same held-out worlds."""
-    measured = train.evaluate_clip(bundle)
+    measured = train_clip.evaluate_clip(bundle)
     for name, bar in QUALITY_BARS.items():
         assert measured[name] >= bar, f"{name}: {measured[name]:.4f} < {bar}"
         assert measured[name] == pytest.approx(manifest["metrics"][name], abs=0.003), name

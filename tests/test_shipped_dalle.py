@@ -7,12 +7,14 @@ import json
 import pytest
 
 import mmlesson
-from mmlesson import assets, train_dalle
-from mmlesson.assets import read_manifest
+from mmlesson import train_dalle
+from mmlesson.course import assets
+from mmlesson.course.assets import read_manifest
 from mmlesson.dalle import GPT, TINY_DALLE_NAME, Dalle, load_tiny_dalle
 from mmlesson.errors import MMLessonError
+from mmlesson.train_dalle import DalleTraining
 from mmlesson.vqgan import TINY_VQGAN_NAME
-from tests.helpers import copy_shipped, damage
+from tests.helpers import command_gives_the_recorded_settings, copy_shipped, damage
 
 # The bars, over every color and shape, read from the pixels (color, position) and by the tiny CLIP
 # (shape); reranking 8 samples by CLIP must raise the shape score.
@@ -46,8 +48,8 @@ def test_shipped_files_match_their_manifest():
 
 def test_manifest_records_how_the_weights_were_made(manifest):
     training = manifest["training"]
-    assert training["command"].startswith("python -m mmlesson.train_dalle")
-    assert {"seed", "steps", "batch_size", "wall_time_s", "threads", "data", "final_loss"} <= training.keys()
+    assert command_gives_the_recorded_settings(training, "dalle", DalleTraining)
+    assert {"wall_time_s", "threads", "data", "final_loss"} <= training.keys()
     assert [tuple(pair) for pair in training["held_out_combos"]] == list(train_dalle.HELD_OUT)
     assert manifest["tokenizer"]["words"] == train_dalle.course_words()
     vqgan = read_manifest(TINY_VQGAN_NAME)

@@ -12,7 +12,8 @@ import torch
 import yaml
 from PIL import Image
 
-from mmlesson import assets, vqgan
+from mmlesson import vqgan
+from mmlesson.course import assets
 from mmlesson.data import ShapesWorld
 from mmlesson.errors import MMLessonError
 from mmlesson.vqgan import VQGAN

@@ -20,12 +20,12 @@ Modules, in the order the data flows: `project` (what there is to translate, and
 not add: HTML, links elsewhere), `build` (the translated files), `commands` (the four steps).
 """
 
-from mmlesson.i18n.build import lesson_table, notebook_title, repository_url
-from mmlesson.i18n.catalog import merge, read_po, save_po
-from mmlesson.i18n.commands import build, check, extract, update
-from mmlesson.i18n.markdown import markdown_problems
-from mmlesson.i18n.project import Project, TranslationError, Unit, language_name
-from mmlesson.i18n.safety import safety_problems
+from mmlesson.course.i18n.build import lesson_table, notebook_title, repository_url
+from mmlesson.course.i18n.catalog import merge, read_po, save_po
+from mmlesson.course.i18n.commands import build, check, extract, update
+from mmlesson.course.i18n.markdown import markdown_problems
+from mmlesson.course.i18n.project import Project, TranslationError, Unit, language_name
+from mmlesson.course.i18n.safety import safety_problems
 
 __all__ = [
     "Project",

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
-from mmlesson.i18n.markdown import shortened
+from mmlesson.course.i18n.markdown import shortened
 
 WEB_SCHEMES = ("http", "https")
 # Schemes a translation may use only for a target its English entry has, character for character.

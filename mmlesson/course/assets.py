@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mmlesson.asset_overrides import apply_overrides
+from mmlesson.course.asset_overrides import apply_overrides
 from mmlesson.errors import InputError, MMLessonError
 
 # The names lessons use; see API.md.
@@ -63,7 +63,7 @@ if TYPE_CHECKING:
     import requests
     import torch
 
-WEIGHTS_DIR = Path(__file__).parent / "weights"
+WEIGHTS_DIR = Path(__file__).parents[1] / "weights"  # mmlesson/weights/
 LOCKS_DIR = ".locks"
 RECORDS_DIR = ".records"
 DEADLINE_VARIABLE = "MMLESSON_DOWNLOAD_DEADLINE"
@@ -695,8 +695,8 @@ def read_manifest(name: str, weights_dir: Path = WEIGHTS_DIR) -> dict:
     if not path.is_file():
         raise MMLessonError(
             f"The shipped weights of {name} are missing ({path.name} not found): reinstall the course "
-            "package (pip install -e . in the course folder), or train them (python -m mmlesson.train "
-            "clip, python -m mmlesson.train_vqgan or python -m mmlesson.train_dalle)."
+            "package (pip install -e . in the course folder), or train them again "
+            "(python -m mmlesson train clip, vqgan or dalle)."
         )
     return json.loads(path.read_text(encoding="utf-8"))
 

@@ -1,4 +1,4 @@
-"""The command line: `python -m mmlesson doctor | fetch | assets | i18n`.
+"""The command line: `python -m mmlesson doctor | fetch | assets | i18n | train`.
 
 - `doctor` is what an instructor runs on every seat before a workshop: the `setup()` block, then a pass/fail
   line per check, and an exit status a script can test.
@@ -6,7 +6,8 @@
   cache with MMLESSON_CACHE), and fails loudly, naming what is missing, when it cannot.
 - `assets` lists every file the course may download, its size and whether it is cached.
 - `i18n extract | update | build | check` keeps the translated lessons in step with the English (see
-  `mmlesson.i18n`); `check` is what CI runs.
+  `mmlesson.course.i18n`); `check` is what CI runs.
+- `train clip | vqgan | dalle [options]` makes a shipped tiny model again (see `mmlesson.course.training`).
 
 Errors the learner can fix (`MMLessonError`) are printed as plain messages, never as tracebacks.
 """
@@ -20,9 +21,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from mmlesson import assets
+from mmlesson.course import assets
+from mmlesson.course.profiles import PROFILE_CHOICES, PROFILES
 from mmlesson.errors import MMLessonError
-from mmlesson.profiles import PROFILE_CHOICES, PROFILES
 
 # (module to import, the name pip knows it by): what the lessons import.
 REQUIRED_MODULES = (
@@ -219,8 +220,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--lang", action="append", help="a language code such as vi (repeatable; default: all)"
     )
     i18n_cmd.add_argument("--root", default=".", help="the course repository (default: this folder)")
+    train_cmd = commands.add_parser("train", help="train a shipped tiny model again (--help after its name)")
+    train_cmd.add_argument("model", choices=TRAINED_MODELS)
+    train_cmd.add_argument("options", nargs=argparse.REMAINDER, help="e.g. --steps 200 --out /tmp/try")
     return parser
 
+
+TRAINED_MODELS = ("clip", "vqgan", "dalle")
 
 I18N_ACTIONS = {
     "extract": "start PO files for a language",
@@ -237,7 +243,7 @@ def translations(action: str, langs: list[str] | None, root: str) -> int:
             importlib.import_module(module)
         except ImportError as error:
             raise MMLessonError(f'{module} is not installed: pip install "mmlesson[i18n]"') from error
-    from mmlesson import i18n
+    from mmlesson.course import i18n
 
     project = i18n.Project(Path(root))
     chosen = project.chosen_languages(langs, new_allowed=action == "extract")
@@ -271,6 +277,10 @@ def main(argv: list[str] | None = None) -> int:
             return fetch(args.profile, progress=not args.no_progress, deadline=args.deadline)
         if args.command == "i18n":
             return translations(args.action, args.lang, args.root)
+        if args.command == "train":
+            from mmlesson.course.training import TRAINERS  # PyTorch: imported only for this command
+
+            return TRAINERS[args.model](args.options)
         return list_assets(args.profile)
     except MMLessonError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import polib
 
-from mmlesson.assets import written_atomically
-from mmlesson.i18n.markdown import markdown_problems
-from mmlesson.i18n.project import TranslationError, Unit
-from mmlesson.i18n.safety import safety_problems
+from mmlesson.course.assets import written_atomically
+from mmlesson.course.i18n.markdown import markdown_problems
+from mmlesson.course.i18n.project import TranslationError, Unit
+from mmlesson.course.i18n.safety import safety_problems
 
 SIMILAR_ENOUGH = 0.6  # difflib ratio above which an old translation is offered (fuzzy) for new English text
 # PO lines break only where the text has a newline, never at a width: that is what Weblate writes when its

@@ -7,8 +7,8 @@ them from a local HTTP server, and sets
 
     MMLESSON_ASSET_OVERRIDES=/path/to/overrides.json
 
-where the JSON maps asset names of `mmlesson.assets.REGISTRY` to where the stand-in lives and what it must
-hash to:
+where the JSON maps asset names of `mmlesson.course.assets.REGISTRY` to where the stand-in lives and what
+it must hash to:
 
     {"clip-vit-b-32-laion2b": {"url": "http://127.0.0.1:8765/clip.safetensors",
                                "sha256": "<64 hex digits>", "size": 605143316}}
@@ -33,7 +33,7 @@ from mmlesson.errors import MMLessonError
 ENV_VAR = "MMLESSON_ASSET_OVERRIDES"
 FIELDS = ("url", "sha256", "size")
 
-AssetT = TypeVar("AssetT")  # mmlesson.assets.Asset; not imported, as assets.py calls this module
+AssetT = TypeVar("AssetT")  # mmlesson.course.assets.Asset; not imported, as assets.py calls this module
 
 
 class OverrideError(MMLessonError):

@@ -8,9 +8,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmlesson.i18n.catalog import Status, po_status, read_po
-from mmlesson.i18n.markdown import relocate_links
-from mmlesson.i18n.project import (
+from mmlesson.course.i18n.catalog import Status, po_status, read_po
+from mmlesson.course.i18n.markdown import relocate_links
+from mmlesson.course.i18n.project import (
     GENERATED,
     README,
     SOURCE_DIR,

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import polib
 
-from mmlesson.i18n.build import BUILDER, Language, english_readme
-from mmlesson.i18n.catalog import Status, merge, read_po, template, write_text
-from mmlesson.i18n.markdown import broken_links
-from mmlesson.i18n.project import README, SOURCE_DIR, Project, Unit, language_name
+from mmlesson.course.i18n.build import BUILDER, Language, english_readme
+from mmlesson.course.i18n.catalog import Status, merge, read_po, template, write_text
+from mmlesson.course.i18n.markdown import broken_links
+from mmlesson.course.i18n.project import README, SOURCE_DIR, Project, Unit, language_name
 
 
 def source_label(name: str) -> str:
