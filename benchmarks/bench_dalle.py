@@ -5,9 +5,9 @@ tests/test_dalle.py checks that), then the VQGAN decodes them:
 - full recompute: every step runs the GPT over the caption and all tokens so far (12 to 75 positions);
 - KV cache: every step runs the GPT over the one new token and reuses the cached keys and values.
 The ratio full-recompute time / KV-cache time must be >= 1.0, for the sampling alone and for whole images
-(sampling + decoding, `train_dalle.seconds_per_image`, the measurement the manifest records); the issue's
-bar is at most 1 second per whole image on 2 cores. Times are the fastest of 3 runs. Speed does not depend
-on the weights; the shipped ones are used.
+(sampling + decoding, `mmlesson.course.training.seconds_per_image`, the measurement the manifest records);
+the issue's bar is at most 1 second per whole image on 2 cores. Times are the fastest of 3 runs. Speed does
+not depend on the weights; the shipped ones are used.
 
     python benchmarks/bench_dalle.py
 """
@@ -16,7 +16,7 @@ import torch
 
 import mmlesson
 from mmlesson.course.timing import best_seconds
-from mmlesson.train_dalle import seconds_per_image
+from mmlesson.course.training import seconds_per_image
 
 CAPTION = "a large red circle on the left"
 

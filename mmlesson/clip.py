@@ -327,16 +327,9 @@ def bundle_from_model(model: torch.nn.Module, tokenizer: Any, name: str, device:
     preprocess = image_transform_v2(config, is_train=False)
     context_length = getattr(tokenizer, "context_length", None) or model.context_length
     return ClipBundle(
-        model,
-        preprocess,
-        tokenizer,
-        torch.device(device),
-        name,
-        context_length,
-        image_size,
-        config,
-        preprocess,
-    )
+        model, preprocess, tokenizer, torch.device(device), name, context_length, image_size,
+        preprocess_cfg=config, _standard_preprocess=preprocess,
+    )  # fmt: skip
 
 
 def normalize_pixels(

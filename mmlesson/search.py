@@ -6,11 +6,8 @@ the hundred thousand images a laptop holds, and for a million in float16 (half t
 about three decimals). `ImageIndex.approximate` hands the same vectors to FAISS, imported only when used,
 for the millions where exact search gets slow, and `recall_at_k` measures what that speed costs.
 
-An index is saved as one `.safetensors` file, never a pickle: opening a shared index cannot run code. It
-records the model that made the embeddings (vectors of different models are not comparable), the items' ids,
-the items the build skipped, and a sha256 checksum over all of it, so a damaged file is refused instead of
-giving quietly wrong answers. Whatever is wrong with a file (truncated, edited, not an index at all), `load`
-says so with one message, a `DamagedIndexError`.
+An index is saved as one `.safetensors` file, never a pickle, with a checksum over all of it: a damaged
+file is refused with one message, a `DamagedIndexError` (the file format is `mmlesson.course.index_file`).
 
 What a learner passes is checked before PIL or FAISS sees it: they would resize a 3 KB PNG of 1,000,000 x 1
 pixels into gigabytes, crash the process on `m=1`, or quietly return too few hits on `ef_search=-1`.
@@ -18,10 +15,7 @@ pixels into gigabytes, crash the process on `m=1`, or quietly return too few hit
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,15 +25,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
 from mmlesson import runtime
 from mmlesson.checks import check_int
 from mmlesson.clip import ClipBundle, ImageInput
-from mmlesson.course.assets import written_atomically
-from mmlesson.data import load_image
-from mmlesson.errors import InputError, MissingFileError, MissingPackageError, MMLessonError
+from mmlesson.course.index_file import DamagedIndexError, damaged_message, read_index, write_index
+from mmlesson.errors import InputError, MissingPackageError
+from mmlesson.images import load_image
 
 # The names lessons use; see API.md.
 __all__ = [
@@ -51,8 +43,6 @@ __all__ = [
     "synthetic_embeddings",
 ]
 
-FORMAT = "mmlesson-image-index"
-FORMAT_VERSION = 2  # 1: the checksum covered embeddings, ids and model; 2: all of the file's content
 DTYPES = (torch.float32, torch.float16)
 FAISS_PARAMS = {"ivf": ("nlist", "nprobe"), "hnsw": ("m", "ef_search", "ef_construction")}
 HNSW_MAX_M = 256  # links per vector take 2 * m * 4 bytes: at 256, as much as a float32 512-d vector
@@ -62,18 +52,6 @@ ROWS_PER_CHUNK = 65536  # rows normalized, hashed or handed to FAISS at a time: 
 SCORES_PER_PASS = 2**24  # query-image scores held at once (64 MB), however many queries and images
 
 Query = str | ImageInput | torch.Tensor
-
-
-class DamagedIndexError(MMLessonError, ValueError):
-    """A file `ImageIndex.load` cannot use: damaged, truncated, edited, or not an index saved by `save`."""
-
-
-class _Malformed(Exception):
-    """What is wrong with an index file; `ImageIndex.load` raises a DamagedIndexError naming the file."""
-
-
-class _ChecksumMismatch(_Malformed):
-    """The file is an index by its header and layout, but its bytes are not the ones that were saved."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +67,7 @@ class Hit:
 class ImageIndex:
     """Normalized image embeddings with the ids of the images and the name of the model that made them.
 
-    Build one with `ImageIndex.build(bundle, images)`, `ImageIndex.load(path, bundle)`, or directly from
+    Build one with `ImageIndex.build(clip, images)`, `ImageIndex.load(path, clip)`, or directly from
     embeddings [N, D]. `dtype` is how they are stored: float32, or float16 for half the memory (the default
     keeps float16 embeddings in float16 and makes anything else float32). Embeddings that are already
     normalized, on the CPU and in that dtype are shared, not copied: a million of them is a gigabyte.
@@ -101,7 +79,7 @@ class ImageIndex:
         embeddings: torch.Tensor,
         ids: Sequence[str],
         model_name: str,
-        bundle: ClipBundle | None = None,
+        clip: ClipBundle | None = None,
         skipped: Sequence[tuple[str, str]] = (),
         dtype: torch.dtype | None = None,
     ) -> None:
@@ -116,7 +94,7 @@ class ImageIndex:
         self.embeddings = _normalized_rows(embeddings.detach(), _storage_dtype(embeddings, dtype))
         self.ids = [str(i) for i in ids]
         self.model_name = str(model_name)
-        self.bundle = bundle
+        self.clip = clip
         self.skipped = [(str(item), str(reason)) for item, reason in skipped]
 
     def __len__(self) -> int:
@@ -133,7 +111,7 @@ class ImageIndex:
     @classmethod
     def build(
         cls,
-        bundle: ClipBundle,
+        clip: ClipBundle,
         images: Sequence[ImageInput] | str | Path,
         batch_size: int = 64,
         progress: bool = True,
@@ -155,16 +133,16 @@ class ImageIndex:
         ) as bar:
             for start in range(0, len(items), batch_size):
                 batch = slice(start, start + batch_size)
-                loaded, batch_ids, batch_skipped = _load_batch(items[batch], ids[batch], bundle.image_size)
+                loaded, batch_ids, batch_skipped = _load_batch(items[batch], ids[batch], clip.image_size)
                 if loaded:
-                    embeddings.append(bundle.encode_images(bundle.preprocess_batch(loaded), batch_size))
+                    embeddings.append(clip.encode_images(clip.preprocess_batch(loaded), batch_size))
                     kept_ids += batch_ids
                 skipped += batch_skipped
                 bar.update(len(loaded) + len(batch_skipped))
         if not kept_ids:
             reasons = "; ".join(f"{item}: {reason}" for item, reason in skipped[:3])
             raise InputError(f"none of the {len(items)} images could be read ({reasons})")
-        return cls(torch.cat(embeddings), kept_ids, bundle.name, bundle, skipped, dtype)
+        return cls(torch.cat(embeddings), kept_ids, clip.name, clip, skipped, dtype)
 
     def search(self, query: Query, k: int = 10) -> list[Hit]:
         """The `k` gallery images most similar to `query`, best first (exact cosine similarity).
@@ -202,10 +180,10 @@ class ImageIndex:
         if _is_embedding(query):
             return self._check_embedding(query)
         if isinstance(query, str):
-            return self._require_bundle("a text query").encode_texts(query)[0]
+            return self._require_clip("a text query").encode_texts(query)[0]
         if isinstance(query, (Image.Image, Path, np.ndarray)):
-            bundle = self._require_bundle("an image query")
-            return bundle.encode_images(load_image(query, resize_to=bundle.image_size))[0]
+            clip = self._require_clip("an image query")
+            return clip.encode_images(load_image(query, resize_to=clip.image_size))[0]
         raise InputError(
             "search takes a text, a PIL image, a Path, an image array or an embedding, "
             f"got {type(query).__name__}"
@@ -227,50 +205,32 @@ class ImageIndex:
         if len(queries) == 0:
             raise InputError("search_many got no queries")
         if not isinstance(queries, torch.Tensor) and all(isinstance(q, str) for q in queries):
-            return self._require_bundle("a text query").encode_texts(list(queries))
+            return self._require_clip("a text query").encode_texts(list(queries))
         return torch.stack([self.query_vector(query) for query in queries])
 
     def save(self, path: str | Path) -> Path:
         """Write the index to one `.safetensors` file, atomically: a failed save leaves no partial file."""
-        path = Path(path)
-        ids = _ids_tensor(self.ids)
-        metadata = {
-            "format": FORMAT,
-            "version": str(FORMAT_VERSION),
-            "model": self.model_name,
-            "skipped": json.dumps(self.skipped),
-        }
-        metadata["sha256"] = _checksum(self.embeddings, ids, metadata)
-        with written_atomically(path) as temporary:
-            save_file({"embeddings": self.embeddings, "ids": ids}, str(temporary), metadata)
-        return path
+        return write_index(Path(path), self.embeddings, self.ids, self.model_name, self.skipped)
 
     @classmethod
-    def load(cls, path: str | Path, bundle: ClipBundle | None = None) -> ImageIndex:
-        """Read an index saved by `save`; pass the `bundle` that built it to search by text or image.
+    def load(cls, path: str | Path, clip: ClipBundle | None = None) -> ImageIndex:
+        """Read an index saved by `save`; pass the `clip` that built it to search by text or image.
 
-        Refuses a bundle of another model, and, with one message (a `DamagedIndexError`), any file that is
-        not what `save` wrote: damaged, truncated, edited, or not an index at all. Files of format version
-        1 (whose checksum did not yet cover the list of skipped items) still load.
+        Refuses a clip of another model, and, with one message (a `DamagedIndexError`), any file that is
+        not what `save` wrote: damaged, truncated, edited, or not an index at all (see
+        `mmlesson.course.index_file`).
         """
         path = Path(path)
-        tensors, metadata = _read_index_file(path)
-        version = _format_version(path, metadata)
-        try:
-            embeddings, ids, model, skipped = _decode_index(tensors, metadata, version)
-        except _Malformed as error:
-            raise DamagedIndexError(
-                _damaged(path, str(error), isinstance(error, _ChecksumMismatch))
-            ) from None
-        if bundle is not None and bundle.name != model:
+        saved = read_index(path)
+        if clip is not None and clip.name != saved.model:
             raise InputError(
-                f"{path} was built with {model}, you passed {bundle.name}: embeddings of different models "
-                f"are not comparable. Load the model {model}, or rebuild the index with yours."
+                f"{path} was built with {saved.model}, you passed {clip.name}: embeddings of different "
+                f"models are not comparable. Load the model {saved.model}, or rebuild the index with yours."
             )
         try:
-            return cls(embeddings, ids, model, bundle, skipped)
+            return cls(saved.embeddings, saved.ids, saved.model, clip, saved.skipped)
         except ValueError as error:  # checksum-valid yet unusable: NaN, a row of zeros, no rows
-            raise DamagedIndexError(_damaged(path, str(error))) from None
+            raise DamagedIndexError(damaged_message(path, str(error))) from None
 
     def approximate(self, kind: str = "ivf", **params: int) -> ApproximateIndex:
         """An approximate FAISS index over the same embeddings.
@@ -323,13 +283,13 @@ class ImageIndex:
             )
         return F.normalize(vector, dim=0)
 
-    def _require_bundle(self, what: str) -> ClipBundle:
-        if self.bundle is None:
+    def _require_clip(self, what: str) -> ClipBundle:
+        if self.clip is None:
             raise InputError(
                 f"{what} needs the CLIP model that built this index ({self.model_name}): load the index with "
-                "ImageIndex.load(path, bundle=...), or search with an embedding"
+                "ImageIndex.load(path, clip=...), or search with an embedding"
             )
-        return self.bundle
+        return self.clip
 
 
 class ApproximateIndex:
@@ -573,129 +533,6 @@ def _load_batch(
         except (ValueError, TypeError, OSError) as error:
             skipped.append((item_id, str(error)))
     return images, kept, skipped
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Index files
-
-
-def _ids_tensor(ids: list[str]) -> torch.Tensor:
-    """The ids as UTF-8 JSON in a uint8 tensor: any number fits (a safetensors header holds 100 MB)."""
-    return torch.frombuffer(bytearray(json.dumps(ids).encode("utf-8")), dtype=torch.uint8)
-
-
-def _checksum(embeddings: torch.Tensor, ids: torch.Tensor, metadata: dict[str, str]) -> str:
-    """sha256 of everything an index file holds: every metadata entry but the checksum itself, the tensors'
-    dtypes and shapes, and their bytes. Any edited byte changes it, in the header too."""
-    digest = hashlib.sha256()
-    header = {key: value for key, value in metadata.items() if key != "sha256"}
-    layout = {name: [str(t.dtype), list(t.shape)] for name, t in (("embeddings", embeddings), ("ids", ids))}
-    digest.update(json.dumps([header, layout], sort_keys=True).encode("utf-8"))
-    _hash_rows(digest, embeddings)
-    digest.update(ids.numpy().data)
-    return digest.hexdigest()
-
-
-def _checksum_v1(embeddings: torch.Tensor, ids: torch.Tensor, model: str) -> str:
-    """The checksum of format version 1: the embeddings' bytes, the ids and the model name."""
-    digest = hashlib.sha256()
-    _hash_rows(digest, embeddings)
-    digest.update(ids.numpy().data)
-    digest.update(b"\0" + model.encode("utf-8"))
-    return digest.hexdigest()
-
-
-def _hash_rows(digest: Any, embeddings: torch.Tensor) -> None:
-    for start in range(0, len(embeddings), ROWS_PER_CHUNK):  # hashed in place, chunk by chunk: no copy
-        digest.update(embeddings[start : start + ROWS_PER_CHUNK].numpy().data)
-
-
-def _damaged(path: Path, detail: str, surely_an_index: bool = False) -> str:
-    """The one message for every file `load` cannot use: what was found, and what to do. Only a file whose
-    header and layout are an index's, and whose checksum fails, is surely an index."""
-    what = "damaged" if surely_an_index else "damaged or is not an image index saved by ImageIndex.save"
-    return f"{path} is {what} ({detail}): rebuild the index"
-
-
-def _read_index_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """The two tensors and the header metadata of an index file; a file that does not parse is refused."""
-    try:
-        return _read_tensors(path)
-    except PermissionError:
-        raise InputError(
-            f"{path} cannot be read: permission denied. Give yourself read access (chmod u+r), or copy it"
-        ) from None
-    except FileNotFoundError:
-        raise
-    except (SafetensorError, _Malformed) as error:
-        raise DamagedIndexError(_damaged(path, str(error))) from None
-    except OSError as error:  # a directory, a device, a read error
-        raise DamagedIndexError(_damaged(path, error.strerror or str(error))) from None
-
-
-def _read_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    if not path.exists():
-        raise MissingFileError(f"no index file at {path}: check the path")
-    path.open("rb").close()  # safetensors calls a file it may not read "missing": let the system say why
-    with safe_open(str(path), framework="pt") as file:
-        metadata = file.metadata() or {}
-        names = sorted(file.keys())
-        if names != ["embeddings", "ids"]:
-            raise _Malformed(f"it holds the tensors {names[:5]}, not 'embeddings' and 'ids'")
-        return {name: file.get_tensor(name) for name in names}, metadata
-
-
-def _format_version(path: Path, metadata: dict[str, str]) -> int:
-    """The file's format version; a file of a newer version is refused with advice, not as damaged."""
-    if metadata.get("format") != FORMAT:
-        raise DamagedIndexError(_damaged(path, "its header does not name the image index format"))
-    version = metadata.get("version", "")
-    if not re.fullmatch(r"[1-9][0-9]{0,5}", version):
-        raise DamagedIndexError(_damaged(path, f"its format version {version[:20]!r} is not a number"))
-    if int(version) > FORMAT_VERSION:
-        raise InputError(
-            f"{path} was saved by a newer mmlesson (index format {version}): pip install -U mmlesson"
-        )
-    return int(version)
-
-
-def _decode_index(
-    tensors: dict[str, torch.Tensor], metadata: dict[str, str], version: int
-) -> tuple[torch.Tensor, list[str], str, list[tuple[str, str]]]:
-    """(embeddings, ids, model, skipped) of a file, every part checked: a crafted file can carry a valid
-    checksum and still hold ids that are no JSON, a skipped list of numbers or a missing model name."""
-    embeddings, ids = tensors["embeddings"], tensors["ids"]
-    if embeddings.dtype not in DTYPES or embeddings.ndim != 2:
-        raise _Malformed(f"its embeddings are {embeddings.dtype} {list(embeddings.shape)}, not [N, D] floats")
-    if ids.dtype != torch.uint8 or ids.ndim != 1:
-        raise _Malformed(f"its ids are {ids.dtype} {list(ids.shape)}, not the bytes of a JSON list")
-    model = metadata.get("model", "")
-    expected = _checksum(embeddings, ids, metadata) if version >= 2 else _checksum_v1(embeddings, ids, model)
-    if metadata.get("sha256") != expected:
-        raise _ChecksumMismatch("its checksum does not match its contents")
-    if not model:
-        raise _Malformed("it names no model")
-    id_list = _json_list(bytes(ids.numpy()), "ids")
-    if len(id_list) != len(embeddings) or not all(isinstance(item, str) for item in id_list):
-        raise _Malformed(f"it holds {len(embeddings)} embeddings but not as many ids (strings)")
-    skipped = _json_list(metadata.get("skipped"), "skipped list")
-    if not all(_is_pair_of_strings(entry) for entry in skipped):
-        raise _Malformed("its skipped list is not a list of [item, reason] strings")
-    return embeddings, id_list, model, [tuple(entry) for entry in skipped]
-
-
-def _json_list(text: str | bytes | None, what: str) -> list:
-    try:
-        value = json.loads(text)
-    except (TypeError, ValueError, RecursionError):  # missing, not UTF-8, not JSON, nested too deep
-        raise _Malformed(f"its {what} is missing or not valid JSON") from None
-    if not isinstance(value, list):
-        raise _Malformed(f"its {what} is not a JSON list")
-    return value
-
-
-def _is_pair_of_strings(entry: Any) -> bool:
-    return isinstance(entry, list) and len(entry) == 2 and all(isinstance(part, str) for part in entry)
 
 
 # ---------------------------------------------------------------------------------------------------------

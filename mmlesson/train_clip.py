@@ -68,7 +68,7 @@ class ClipEvaluation:
     gallery: int = 1000  # images a caption is searched among, for recall@10
 
 
-CONTEXT_LENGTH = 24  # text tokens: the longest course caption needs 13
+CONTEXT_LENGTH = 24  # text tokens: the longest course text needs 12 (with start and end)
 
 
 def course_bpe_ids() -> list[int]:

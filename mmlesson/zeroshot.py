@@ -14,7 +14,8 @@ from collections.abc import Sequence
 
 import torch
 
-from mmlesson.clip import ClipBundle, InputError
+from mmlesson.clip import ClipBundle
+from mmlesson.errors import InputError
 
 # The names lessons use; see API.md.
 __all__ = [
@@ -88,26 +89,26 @@ def _fields(template: str) -> list[str] | None:
 
 
 def build_classifier(
-    bundle: ClipBundle, classnames: Sequence[str], templates: Sequence[str] | None = None
+    clip: ClipBundle, classnames: Sequence[str], templates: Sequence[str] | None = None
 ) -> torch.Tensor:
     """The zero-shot weights [D, C]: per class, the normalized mean of its prompts' normalized embeddings."""
     names = _check_classnames(classnames)
     templates = _check_templates(templates)
     prompts = [template.format(name) for name in names for template in templates]
-    embeddings = bundle.encode_texts(prompts).view(len(names), len(templates), -1)
+    embeddings = clip.encode_texts(prompts).view(len(names), len(templates), -1)
     class_embeddings = torch.nn.functional.normalize(embeddings.mean(dim=1), dim=-1)
     return class_embeddings.T.contiguous()
 
 
 def classify(
-    bundle: ClipBundle,
+    clip: ClipBundle,
     images,
     classnames: Sequence[str],
     templates: Sequence[str] | None = None,
     batch_size: int = 64,
 ) -> torch.Tensor:
     """Probabilities [N, C] that each image shows each class (rows sum to 1)."""
-    weights = build_classifier(bundle, classnames, templates)
-    scale = bundle.model.logit_scale.exp().item()
-    logits = scale * bundle.encode_images(images, batch_size=batch_size) @ weights
+    weights = build_classifier(clip, classnames, templates)
+    scale = clip.model.logit_scale.exp().item()
+    logits = scale * clip.encode_images(images, batch_size=batch_size) @ weights
     return logits.softmax(dim=-1)

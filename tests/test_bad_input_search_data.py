@@ -41,9 +41,12 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from mmlesson import search
-from mmlesson.data import ShapesWorld, load_image
+from mmlesson.course import index_file
+from mmlesson.course.index_file import FORMAT
+from mmlesson.data import ShapesWorld
 from mmlesson.errors import MMLessonError
-from mmlesson.search import FORMAT, ImageIndex
+from mmlesson.images import load_image
+from mmlesson.search import ImageIndex
 
 HEADROOM = 4 * 2**30  # the address space a child may map beyond what its imports mapped
 THIN = (1_000_000, 1)  # a 3 KB PNG that resizes to 64 x 64,000,000 pixels for a 64-pixel model
@@ -102,7 +105,7 @@ class World:
             header["sha256"] = (
                 checksum_v1(embeddings, ids_tensor, header.get("model", ""))
                 if version == 1
-                else search._checksum(embeddings, ids_tensor, header)
+                else index_file._checksum(embeddings, ids_tensor, header)
             )
         path = self.fresh()
         save_file({"embeddings": embeddings, "ids": ids_tensor} | (extra or {}), str(path), header)
@@ -561,7 +564,7 @@ CASES = [
     Case(
         "search-text-without-bundle",
         lambda w: ImageIndex.load(w.saved).search("a red circle"),
-        Raises((ValueError,), r"bundle="),
+        Raises((ValueError,), r"clip="),
     ),
     Case(
         "search-not-a-query",
@@ -976,7 +979,7 @@ from PIL import Image
 
 from mmlesson import data, search, train_clip
 from mmlesson.clip import bundle_from_model
-from mmlesson.data import load_image
+from mmlesson.images import load_image
 from mmlesson.search import ImageIndex
 
 folder, codes, headroom, user = Path(sys.argv[1]), json.loads(sys.argv[2]), int(sys.argv[3]), sys.argv[4]

@@ -13,8 +13,8 @@ import torch
 
 import mmlesson
 from mmlesson import data, train_clip
-from mmlesson.clip import CompactTokenizer, InputError, OutOfMemoryAdvice, bundle_from_model, normalize_pixels
-from mmlesson.errors import MMLessonError
+from mmlesson.clip import CompactTokenizer, OutOfMemoryAdvice, bundle_from_model, normalize_pixels
+from mmlesson.errors import InputError, MMLessonError
 from mmlesson.images import load_image
 
 

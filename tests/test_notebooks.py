@@ -57,7 +57,8 @@ PROGRESS_AT_ZERO = re.compile(r"^\s*[^|\n]*:\s+0%\|")
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_opened_without_running_no_output_reads_as_unfinished_or_raw(path):
     """GitHub and a notebook opened without running show a widget's plain text: it must not be a bar stuck
-    at 0% (runtime.progress_bar saves the final state) nor `interactive(children=...` (viz.interactive)."""
+    at 0% (mmlesson.course.progress saves the final state) nor `interactive(children=...`
+    (viz.interactive)."""
     for index, cell in enumerate(code_cells(load(path))):
         for output in cell["outputs"]:
             text = "".join(output.get("data", {}).get("text/plain", ""))

@@ -67,7 +67,7 @@ JUPYTER_STACK = {
     "notebook",
     "tornado",
 }
-I18N_TOOLS = {"polib", "babel", "mistune", "tomli"}
+I18N_TOOLS = {"polib", "babel", "mistune", "nbformat", "tomli"}
 
 
 def test_runtime_dependencies_leave_jupyter_and_translation_tools_to_extras():
@@ -127,7 +127,7 @@ def test_every_import_of_the_package_is_declared(path):
     assert imported_distributions(path) <= declared, "add it to pyproject.toml (and environment.yml)"
 
 
-@pytest.mark.parametrize("missing", ["polib", "babel", "mistune"])
+@pytest.mark.parametrize("missing", ["polib", "babel", "mistune", "nbformat"])
 def test_i18n_without_its_extra_says_what_to_install(missing, monkeypatch, capsys):
     from mmlesson.course.cli import main
 

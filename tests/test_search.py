@@ -14,6 +14,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from mmlesson import search
+from mmlesson.course import index_file
 from mmlesson.data import ShapesWorld
 from mmlesson.errors import MMLessonError
 from mmlesson.search import Hit, ImageIndex
@@ -148,7 +149,7 @@ def test_duplicates_are_kept_and_both_found(bundle, images):
 
 def test_save_load_round_trip(bundle, index, tmp_path):
     path = index.save(tmp_path / "gallery.safetensors")
-    loaded = ImageIndex.load(path, bundle=bundle)
+    loaded = ImageIndex.load(path, clip=bundle)
     assert torch.equal(loaded.embeddings, index.embeddings)
     assert loaded.ids == index.ids and loaded.model_name == index.model_name
     assert loaded.search("a small blue square", k=5) == index.search("a small blue square", k=5)
@@ -165,7 +166,7 @@ def test_index_loaded_without_bundle_searches_embeddings_only(index, images, tmp
     loaded = ImageIndex.load(index.save(tmp_path / "i.safetensors"))
     assert loaded.search(index.embeddings[2], k=1)[0].index == 2
     for query in ("a red circle", images[0]):
-        with pytest.raises(ValueError, match="bundle="):
+        with pytest.raises(ValueError, match="clip="):
             loaded.search(query)
 
 
@@ -220,9 +221,9 @@ def test_damaged_files_are_learner_errors_with_one_message(index, tmp_path):
 
 def test_files_of_format_1_still_load(index, tmp_path):
     """Format 1 hashed the embeddings, the ids and the model name, not the rest of the header."""
-    ids = search._ids_tensor(index.ids)
-    metadata = {"format": search.FORMAT, "version": "1", "model": "m", "skipped": '[["x", "why"]]'}
-    metadata["sha256"] = search._checksum_v1(index.embeddings, ids, "m")
+    ids = index_file._ids_tensor(index.ids)
+    metadata = {"format": index_file.FORMAT, "version": "1", "model": "m", "skipped": '[["x", "why"]]'}
+    metadata["sha256"] = index_file._checksum_v1(index.embeddings, ids, "m")
     save_file({"embeddings": index.embeddings, "ids": ids}, str(tmp_path / "v1.safetensors"), metadata)
     loaded = ImageIndex.load(tmp_path / "v1.safetensors")
     assert loaded.ids == index.ids and loaded.skipped == [("x", "why")] and loaded.model_name == "m"
@@ -244,7 +245,7 @@ def test_index_of_another_model_is_refused(bundle, index, tmp_path):
     with pytest.raises(
         ValueError, match=f"built with {bundle.name}, you passed another-clip.*not comparable"
     ):
-        ImageIndex.load(path, bundle=other)
+        ImageIndex.load(path, clip=other)
 
 
 def test_failed_save_leaves_no_file(index, tmp_path, monkeypatch):

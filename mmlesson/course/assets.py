@@ -26,7 +26,7 @@ reading 1.6 GB again. A file without a matching record (copied by hand, touched,
 The downloading is a short streaming loop over `requests`, not pooch: pooch's downloader has a read timeout
 but no total deadline and no size cap, and its temporary file (mode 0600, a random name) can neither be read
 by a room nor be told from a live download once its kernel died. The progress bar is still
-tqdm's (runtime.progress_bar).
+tqdm's (mmlesson.course.progress).
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mmlesson.course.asset_overrides import apply_overrides
+from mmlesson.course.progress import progress_bar
 from mmlesson.errors import InputError, MMLessonError
 
 # The names lessons use; see API.md.
@@ -641,7 +642,6 @@ def _arrivals(response: requests.Response, read_timeout: float) -> Iterator[byte
 
 def _stream(chunks: Iterator[bytes], part: Path, asset: Asset, deadline: _Deadline, progress: bool) -> str:
     """Write `chunks` to `part`, stopping at the deadline or past the registry's size; return their sha256."""
-    from mmlesson.runtime import progress_bar
 
     digest, received = hashlib.sha256(), 0
     part.unlink(missing_ok=True)  # the leftover of a dead process that had our pid

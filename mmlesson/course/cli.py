@@ -238,7 +238,7 @@ I18N_ACTIONS = {
 
 def translations(action: str, langs: list[str] | None, root: str) -> int:
     """Run one i18n step and print what it did; exit status 1 when something is left to do."""
-    for module in ("polib", "babel", "mistune"):  # the i18n extra: not needed to run the lessons
+    for module in ("polib", "babel", "mistune", "nbformat"):  # the i18n extra: not needed to run the lessons
         try:
             importlib.import_module(module)
         except ImportError as error:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import posixpath
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+import nbformat
+from nbformat import NotebookNode
 
 from mmlesson.course.i18n.catalog import Status, po_status, read_po
 from mmlesson.course.i18n.markdown import relocate_links
@@ -39,7 +41,7 @@ def repository_url(root: Path) -> str:
     return project["urls"]["Repository"].rstrip("/")
 
 
-def notebook_title(notebook: dict) -> str:
+def notebook_title(notebook: NotebookNode) -> str:
     """The text of the first '# ' heading in the notebook's markdown: the lesson's title."""
     for cell in notebook["cells"]:
         if cell["cell_type"] == "markdown":
@@ -108,7 +110,7 @@ class Language:
     def built_notebook_path(self, name: str) -> Path:
         return self.folder / SOURCE_DIR / f"{name}.ipynb"
 
-    def notebook(self, name: str, status: Status) -> dict:
+    def notebook(self, name: str, status: Status) -> NotebookNode:
         """The translated notebook: translated markdown, the English code cells and outputs."""
         self._require_complete(name, status, self.built_notebook_path(name))
         notebook = read_notebook(self.project.root / SOURCE_DIR / f"{name}.ipynb")
@@ -164,9 +166,7 @@ class Language:
             except TranslationError as error:
                 problems.append(str(error))
                 continue
-            files[self.built_notebook_path(name)] = (
-                json.dumps(notebook, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
-            )
+            files[self.built_notebook_path(name)] = notebook_text(notebook)
             titles.append(notebook["metadata"]["title"])
         readme = self.folder / README
         if len(titles) < len(statuses) - 1:
@@ -177,6 +177,15 @@ class Language:
             except TranslationError as error:
                 problems.append(str(error))
         return files, problems
+
+
+def notebook_text(notebook: NotebookNode) -> str:
+    """A notebook's file text: nbformat's JSON, with the newline `nbformat.write` adds at the end.
+
+    Its lines stay split as `parse_notebook` read them from the English file (see there): nbformat's own
+    splitting would store the English notebook's SVG attachments differently.
+    """
+    return nbformat.writes(notebook, split_lines=False) + "\n"
 
 
 def _markers(kind: str) -> tuple[str, str]:

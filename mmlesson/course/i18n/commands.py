@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 
 import polib
+from nbformat import NotebookNode
 
 from mmlesson.course.i18n.build import BUILDER, Language, english_readme
 from mmlesson.course.i18n.catalog import Status, merge, read_po, template, write_text
 from mmlesson.course.i18n.markdown import broken_links
-from mmlesson.course.i18n.project import README, SOURCE_DIR, Project, Unit, language_name
+from mmlesson.course.i18n.project import (
+    README,
+    SOURCE_DIR,
+    Project,
+    TranslationError,
+    Unit,
+    language_name,
+    parse_notebook,
+)
 
 
 def source_label(name: str) -> str:
@@ -158,11 +166,11 @@ def _built_file_problems(language: Language, files: dict[Path, str], on_disk: di
     ]
 
 
-def _cells(notebook_text: str, kind: str) -> list[dict]:
+def _cells(notebook_text: str, kind: str) -> list[NotebookNode]:
     """The cells of one kind in a notebook's JSON; none if the file no longer parses (edited by hand)."""
     try:
-        return [c for c in json.loads(notebook_text)["cells"] if c["cell_type"] == kind]
-    except (ValueError, KeyError):
+        return [c for c in parse_notebook(notebook_text, "")["cells"] if c["cell_type"] == kind]
+    except (TranslationError, KeyError):
         return []
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+import nbformat
+from nbformat import NotebookNode
 
 from mmlesson.errors import MMLessonError
 
@@ -61,14 +63,41 @@ class Unit:
     where: tuple[str, str]
 
 
-def read_notebook(path: Path) -> dict:
+def read_notebook(path: Path) -> NotebookNode:
+    """The notebook at `path`, as `parse_notebook` reads it; a clear error when the file cannot be read."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except (OSError, ValueError) as error:
         raise TranslationError(f"cannot read notebook {path.as_posix()}: {error}") from None
+    return parse_notebook(text, path.as_posix())
 
 
-def notebook_units(notebook: dict, label: str) -> list[Unit]:
+def parse_notebook(text: str, label: str) -> NotebookNode:
+    """A notebook of format 4 with its multi-line strings as its file stores them; a clear error otherwise.
+
+    Not `nbformat.reads`: it joins the lists of lines, and `nbformat.writes` splits them again its own way,
+    which turns the SVG attachments that scripts/sync_links.py stores as one string into lists. Read as
+    stored, a built notebook differs from the English one only where it is translated. What nbformat's schema
+    rejects is left to the checks that say what to do about it: a markdown cell without an id, for one, is
+    reported by `notebook_units`.
+    """
+    try:
+        notebook = nbformat.from_dict(nbformat.reader.parse_json(text))
+    except nbformat.reader.NotJSONError as error:  # its cause says where: "line 5 column 3"
+        raise TranslationError(f"cannot read notebook {label}: {error.__cause__ or error}") from None
+    if (
+        not isinstance(notebook, dict)
+        or notebook.get("nbformat") != 4
+        or not isinstance(notebook.get("cells"), list)
+    ):
+        raise TranslationError(
+            f"cannot read notebook {label}: it is not a notebook of format 4; "
+            "open it in JupyterLab 3 or newer and save it"
+        )
+    return notebook
+
+
+def notebook_units(notebook: NotebookNode, label: str) -> list[Unit]:
     """One unit per non-empty markdown cell, keyed by its cell id (nbformat 4.5): ids survive reordering."""
     units, seen = [], set()
     for number, cell in enumerate(notebook["cells"], start=1):
