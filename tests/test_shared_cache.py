@@ -64,7 +64,7 @@ def room_or_skip() -> tuple[pwd.struct_passwd, Path, str]:
     if python is None:
         pytest.skip(f"nobody may not run {sys.executable} nor a system Python {sys.version_info[:2]}")
     packages = sysconfig.get_paths()["purelib"]
-    if not (others_can_use(Path(packages)) and others_can_use(ROOT / "mmlesson" / "assets.py")):
+    if not (others_can_use(Path(packages)) and others_can_use(ROOT / "mmlesson" / "course" / "assets.py")):
         pytest.skip(f"nobody may not read the course or its packages ({ROOT}, {packages})")
     return nobody, python, os.pathsep.join([str(ROOT), packages])
 
