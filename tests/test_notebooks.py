@@ -95,3 +95,20 @@ def test_readme_and_install_cells_match_the_repository_url():
         [sys.executable, str(ROOT / "scripts" / "sync_links.py"), "--check"], capture_output=True, text=True
     )
     assert result.returncode == 0, "run `python scripts/sync_links.py`:\n" + result.stdout
+
+
+CHECKED = "nbval-check-output"  # nbval compares these cells' outputs with the committed ones
+QUALITY = "quality-check"  # an assert that is the lesson's quality bar (scripts/rehearse_full_profile.py)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_checked_cells_are_tagged_and_learners_see_no_test_scaffolding(path):
+    """nbval's checked cells carry a cell tag, which a learner does not see, never a `# NBVAL_...` comment;
+    a check a learner reads is a printed sentence (nbval compares it), not a bare assert."""
+    cells = code_cells(load(path))
+    assert any(CHECKED in cell["metadata"].get("tags", []) for cell in cells), "no cell is checked by nbval"
+    for index, cell in enumerate(cells):
+        source = "".join(cell["source"])
+        assert not re.search(r"^\s*#\s*NBVAL_", source, re.M), f"code cell {index}: use the {CHECKED} tag"
+        if QUALITY not in cell["metadata"].get("tags", []):
+            assert not re.search(r"^\s*assert\b", source, re.M), f"code cell {index}: print the check instead"
