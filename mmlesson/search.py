@@ -29,7 +29,7 @@ from PIL import Image
 from mmlesson import runtime
 from mmlesson.checks import check_int
 from mmlesson.clip import ClipBundle, ImageInput
-from mmlesson.course.index_file import DamagedIndexError, damaged_message, read_index, write_index
+from mmlesson.course.index_file import DTYPES, DamagedIndexError, damaged_message, read_index, write_index
 from mmlesson.errors import InputError, MissingPackageError
 from mmlesson.images import load_image
 
@@ -43,7 +43,6 @@ __all__ = [
     "synthetic_embeddings",
 ]
 
-DTYPES = (torch.float32, torch.float16)
 FAISS_PARAMS = {"ivf": ("nlist", "nprobe"), "hnsw": ("m", "ef_search", "ef_construction")}
 HNSW_MAX_M = 256  # links per vector take 2 * m * 4 bytes: at 256, as much as a float32 512-d vector
 HNSW_MAX_EF = 4096  # candidates kept per query or insertion: recall stops improving after a few hundred

@@ -26,7 +26,7 @@ from mmlesson.errors import InputError, MissingFileError, MMLessonError
 
 FORMAT = "mmlesson-image-index"
 FORMAT_VERSION = 2  # 1: the checksum covered embeddings, ids and model; 2: all of the file's content
-DTYPES = (torch.float32, torch.float16)
+DTYPES = (torch.float32, torch.float16)  # what an index stores its embeddings in
 ROWS_HASHED_AT_ONCE = 65536  # hashed in place, chunk by chunk: no copy of a large gallery
 
 
