@@ -44,6 +44,7 @@ __all__ = [
     "SHAPES",
     "SIZES",
     "POSITIONS",
+    "POSITION_XY",
     "ALL_COMBOS",
     "COLOR_RGB",
     "BACKGROUND_RGB",

@@ -10,11 +10,18 @@ two belong together?", true on the diagonal and false elsewhere, so no softmax o
 
 Both take the multiplier `logit_scale` (CLIP learns log(scale) and passes `scale.exp()`), as open_clip's
 `ClipLoss` and `SigLipLoss` do; the tests check that the results agree with open_clip.
+
+Across processes (lesson 8), every worker embeds its share of the global batch; `gather_with_grad` hands each
+worker everyone's embeddings, so `global_contrastive_loss` contrasts each pair against the whole global batch,
+as one process holding the whole batch would. With `local_loss=True` a worker computes only its own rows and
+columns of the N x N matrix (open_clip's memory trick): the loss averaged over workers, and the gradients, are
+the same.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
 from mmlesson.errors import InputError
@@ -24,6 +31,8 @@ __all__ = [
     "similarity_logits",
     "contrastive_loss",
     "sigmoid_loss",
+    "gather_with_grad",
+    "global_contrastive_loss",
 ]
 
 
@@ -79,3 +88,38 @@ def sigmoid_loss(
     n = len(logits)
     signs = 2 * torch.eye(n, device=logits.device) - 1  # +1 on the diagonal (a match), -1 elsewhere
     return -F.logsigmoid(signs * logits).sum() / n
+
+
+def gather_with_grad(features: torch.Tensor) -> torch.Tensor:
+    """Every worker's `features`, concatenated in rank order, on every worker.
+
+    torch's differentiable all-gather: in the backward pass each worker's share receives the gradients that
+    all workers computed for it (summed), so no worker's embeddings are treated as constants.
+    """
+    from torch.distributed.nn.functional import all_gather  # here: some torch builds lack torch.distributed
+
+    return torch.cat(all_gather(features), dim=0)
+
+
+def global_contrastive_loss(
+    image_embeddings: torch.Tensor,
+    text_embeddings: torch.Tensor,
+    logit_scale: torch.Tensor | float,
+    local_loss: bool = False,
+) -> torch.Tensor:
+    """CLIP's loss over the global batch, called on every worker with its own share of the pairs.
+
+    `local_loss=False`: every worker builds the whole (global N) x (global N) matrix and gets the global loss.
+    `local_loss=True`: a worker builds only its n rows (its images against all texts) and its n columns (its
+    texts against all images), n x N instead of N x N; its loss is its share of the global loss, and the
+    mean over workers is the global loss. Either way the gradients equal those of one process.
+    """
+    _check_pair(image_embeddings, text_embeddings)
+    all_images, all_texts = gather_with_grad(image_embeddings), gather_with_grad(text_embeddings)
+    if not local_loss:
+        return contrastive_loss(all_images, all_texts, logit_scale)
+    n = len(image_embeddings)
+    labels = torch.arange(n, device=image_embeddings.device) + n * dist.get_rank()  # where my pairs sit
+    image_to_text = F.cross_entropy(similarity_logits(image_embeddings, all_texts, logit_scale), labels)
+    text_to_image = F.cross_entropy(similarity_logits(text_embeddings, all_images, logit_scale), labels)
+    return (image_to_text + text_to_image) / 2

@@ -25,8 +25,8 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
-from matplotlib.ticker import PercentFormatter
-from PIL import Image
+from matplotlib.ticker import FuncFormatter, PercentFormatter
+from PIL import Image, ImageDraw, ImageFont
 
 from mmlesson.errors import InputError
 
@@ -38,6 +38,18 @@ __all__ = [
     "topk_bars",
     "loss_curve",
     "interactive",
+    "token_grid",
+    "token_crops",
+    "token_places",
+    "vq_scatter",
+    "spread_curve",
+    "confusion_matrix",
+    "few_shot_curve",
+    "with_label",
+    "recall_curves",
+    "speed_recall_curves",
+    "batch_size_curves",
+    "compare_curves",
 ]
 
 ImageLike = Any  # a PIL image, a numpy array (H, W, 3) or a torch tensor [3, H, W]
@@ -347,3 +359,377 @@ def interactive(function, **controls):
             return f"[An interactive figure with controls: {names}. Run the notebook to use it.]"
 
     return Interactive(function, **controls)
+
+
+def confusion_matrix(counts: ScoresLike, classnames: Sequence[str], title: str | None = None) -> Figure:
+    """Draw a confusion matrix: one row per true class, one column per predicted class, a count in each cell.
+
+    A perfect classifier fills only the diagonal, so the counts off it (the mistakes) are written in red and
+    empty cells stay blank: the eye goes straight to which classes are taken for which.
+    """
+    matrix = _to_matrix(counts, "counts", "[C true classes, C predicted classes]")
+    n = matrix.shape[0]
+    if matrix.shape[1] != n:
+        raise InputError(f"counts must be square (true x predicted classes), got shape {list(matrix.shape)}")
+    _check_length(classnames, n, "classnames", "row of counts")
+    side = min(8.5, 2.0 + 0.22 * n)
+    fontsize = 7 if n > 12 else 9
+    fig = CourseFigure(figsize=(side, side), layout="constrained")
+    ax = fig.add_subplot()
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(n), [str(name) for name in classnames], rotation=90, fontsize=fontsize)
+    ax.set_yticks(range(n), [str(name) for name in classnames], fontsize=fontsize)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    for row, col in zip(*np.nonzero(matrix), strict=True):
+        value = matrix[row, col]
+        color = "red" if row != col else ("white" if value > matrix.max() / 2 else "black")
+        ax.text(col, row, f"{value:g}", ha="center", va="center", fontsize=fontsize - 1, color=color)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def few_shot_curve(
+    accuracies: Mapping[int, ScoresLike],
+    zero_shot: float | None = None,
+    label: str = "linear probe",
+    ylabel: str = "test accuracy",
+) -> Figure:
+    """Accuracy against k, the labeled examples per class: the mean over repeated draws, their range shaded.
+
+    ``accuracies`` maps each k to the accuracy of every draw of k examples. Few-shot results depend on which
+    examples were drawn, so the band (worst to best draw) shows how much of a gap between two k is luck;
+    ``zero_shot``, which needs no labeled example, is drawn as a horizontal line to compare against.
+    """
+    ks = sorted(accuracies)
+    if not ks or any(not isinstance(k, int) or k < 1 for k in ks):
+        raise InputError(f"accuracies must map each k (an int >= 1) to its draws' accuracies, got keys {ks}")
+    draws = [_to_numpy(accuracies[k], f"accuracies[{k}]") for k in ks]
+    if any(d.ndim != 1 or d.size == 0 for d in draws):
+        raise InputError("each accuracies[k] must be a non-empty 1-D sequence: one accuracy per draw")
+    sizes = {d.size for d in draws}
+    fig = CourseFigure(figsize=(5.5, 3.4), layout="constrained")
+    ax = fig.add_subplot()
+    ax.fill_between(ks, [d.min() for d in draws], [d.max() for d in draws], alpha=0.2)
+    mean_of = f"mean of {sizes.pop()} draws" if len(sizes) == 1 else "mean of the draws"
+    ax.plot(ks, [d.mean() for d in draws], marker="o", label=f"{label} ({mean_of})")
+    if zero_shot is not None:
+        ax.axhline(zero_shot, color="tab:orange", linestyle="--", label="zero-shot, no labeled images")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ks, [str(k) for k in ks])
+    ax.set_xlabel("labeled examples per class (k)")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    return fig
+
+
+def with_label(image: ImageLike, text: str, font_fraction: float = 0.18) -> Image.Image:
+    """A copy of ``image`` with ``text`` in black on a white label at its bottom left.
+
+    This is how a typographic attack is made: a written word that a CLIP which learned to read may trust
+    more than the picture. The font size is a fraction of the image's height, so a label reads the same on
+    a 64-pixel shape and on a photo.
+    """
+    if not 0 < font_fraction <= 1:
+        raise InputError(f"font_fraction must be in (0, 1], got {font_fraction}")
+    array = _to_hwc(image)
+    labeled = Image.fromarray(array if array.dtype == np.uint8 else (array * 255).round().astype(np.uint8))
+    draw = ImageDraw.Draw(labeled)
+    font = ImageFont.load_default(size=max(8, int(font_fraction * labeled.height)))
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    width, height = right - left, bottom - top
+    margin = max(2, labeled.height // 40)
+    x, y = 2 * margin, labeled.height - height - 2 * margin  # the top-left corner of the text
+    draw.rectangle((x - margin, y - margin, x + width + margin, y + height + margin), fill="white")
+    draw.text((x - left, y - top), text, fill="black", font=font)
+    return labeled
+
+
+def recall_curves(
+    ks: Sequence[int], curves: Mapping[str, ScoresLike], perfect: ScoresLike | None = None
+) -> Figure:
+    """recall@k against k, one line per group of queries, over the dashed line of a perfect ranking.
+
+    recall@k alone does not say whether a ranking is good: a query with 19 right answers cannot reach
+    recall 1 before k = 19. A perfect ranking (every right answer first) is the fair yardstick, so it is
+    drawn underneath, and a curve that hides it is as good as a ranking can be.
+    """
+    ks = list(ks)
+    fig = CourseFigure(figsize=(5.5, 3.4), layout="constrained")
+    ax = fig.add_subplot()
+    named = {"perfect ranking": perfect} if perfect is not None else {}
+    for name, values in {**named, **curves}.items():
+        recall = _to_numpy(values, f"recall values of {name!r}")
+        _check_length(recall, len(ks), f"recall values for {name!r}", "k")
+        style = {"color": "gray", "linestyle": "--"} if name in named else {}
+        ax.plot(ks, recall, label=name, **style)
+    ax.set_xlabel("k (results looked at)")
+    ax.set_ylabel("recall@k")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    return fig
+
+
+def speed_recall_curves(
+    curves: Mapping[str, Sequence[tuple[Any, float, float]]],
+    exact_ms: float | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Recall against milliseconds per query of approximate indexes: a line per index, a point per setting.
+
+    Each point is (setting, milliseconds, recall) and is labelled with its setting (nprobe, ef_search), so
+    the plot reads as a menu of how much recall each extra millisecond buys. Time is on a log scale, since
+    settings usually double; exact search, if given, is the point at recall 1 that they all trade against.
+    """
+    fig = CourseFigure(figsize=(5.5, 3.4), layout="constrained")
+    ax = fig.add_subplot()
+    for name, points in curves.items():
+        if not points or any(len(point) != 3 for point in points):
+            raise InputError(f"curves[{name!r}] must be a non-empty list of (setting, milliseconds, recall)")
+        milliseconds, recalls = [float(p[1]) for p in points], [float(p[2]) for p in points]
+        ax.plot(milliseconds, recalls, marker="o", label=name)
+        for setting, ms, recall in points:
+            ax.annotate(str(setting), (ms, recall), textcoords="offset points", xytext=(4, -10), fontsize=8)
+    if exact_ms is not None:
+        ax.scatter([exact_ms], [1.0], color="black", zorder=3, label="exact search")
+    ax.set_xscale("log")
+    plain = FuncFormatter(lambda value, _: f"{value:g}")  # 0.6 and 10, not 6x10^-1 and 10^1
+    ax.xaxis.set_major_formatter(plain)
+    times = [float(p[1]) for points in curves.values() for p in points] + [exact_ms or 0.0]
+    if max(times) < 10 * min(t for t in times if t > 0):  # within one decade: label the 2, 3, ... ticks too
+        ax.xaxis.set_minor_formatter(plain)
+    ax.set_xlabel("milliseconds per query (log scale)")
+    ax.set_ylabel("recall@10 against exact search")
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    return fig
+
+
+def token_grid(image: ImageLike, tokens: ScoresLike, title: str | None = None) -> Figure:
+    """An image beside the same image faded under its token grid, each token's index written in its square.
+
+    A VQGAN keeps nothing of an image but these integers, one per square of the picture: seeing them laid over
+    the squares they stand for makes the grid concrete (and shows the flat background taking many tokens).
+    """
+    picture = _to_hwc(image)
+    grid = _to_numpy(tokens, "tokens")
+    if grid.ndim != 2:
+        raise InputError(f"tokens must be one grid [h, w] of token indices, got shape {list(grid.shape)}")
+    rows, cols = grid.shape
+    cell_height, cell_width = picture.shape[0] / rows, picture.shape[1] / cols
+    fig = CourseFigure(figsize=(8, 3.8), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    left.imshow(picture)
+    left.set_title("image")
+    right.imshow(picture, alpha=0.35)
+    for line in range(1, rows):
+        right.axhline(line * cell_height - 0.5, color="gray", linewidth=0.5)
+    for line in range(1, cols):
+        right.axvline(line * cell_width - 0.5, color="gray", linewidth=0.5)
+    fontsize = 7 if max(rows, cols) <= 8 else 4
+    for (row, col), value in np.ndenumerate(grid):
+        x, y = (col + 0.5) * cell_width - 0.5, (row + 0.5) * cell_height - 0.5
+        right.text(x, y, str(int(value)), ha="center", va="center", fontsize=fontsize)
+    right.set_title(title or f"its {rows}x{cols} tokens")
+    for ax in (left, right):
+        _hide_frame(ax)
+    return fig
+
+
+def token_crops(
+    pixels: torch.Tensor, grids: torch.Tensor, token: int, n: int = 6, where: torch.Tensor | None = None
+) -> list[torch.Tensor]:
+    """Up to ``n`` crops [3, 3f, 3f] around squares whose token is ``token``, the square outlined in black.
+
+    A token has no fixed picture of its own (VQGAN's decoder reads all tokens together), so what it stands
+    for shows best in the places it is used: its square and one square of surroundings on each side.
+    ``pixels`` [N, 3, S, S] in [0, 1] are the images as the model saw them, ``grids`` [N, h, w] their tokens;
+    ``where`` (bool [N, h, w]) keeps only some squares, e.g. those the shape covers. Squares are taken in
+    order (image, row, column); a crop at the border is shifted inwards to stay whole.
+    """
+    pixels, grids = _check_token_grids(pixels, grids)
+    side = pixels.shape[-1] // grids.shape[-1]  # pixels per token square
+    found = grids == token if where is None else (grids == token) & torch.as_tensor(where, dtype=torch.bool)
+    crops = []
+    for image, row, col in found.nonzero()[:n].tolist():
+        top = min(max(0, (row - 1) * side), pixels.shape[-2] - 3 * side)
+        left = min(max(0, (col - 1) * side), pixels.shape[-1] - 3 * side)
+        crop = pixels[image, :, top : top + 3 * side, left : left + 3 * side].clone()
+        y, x = row * side - top, col * side - left
+        crop[:, [y, y + side - 1], x : x + side] = 0.0  # top and bottom edges of the square
+        crop[:, y : y + side, [x, x + side - 1]] = 0.0  # left and right edges
+        crops.append(crop)
+    return crops
+
+
+def _check_token_grids(pixels: torch.Tensor, grids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images [N, 3, S, S] and their token grids [N, h, w], on the CPU, or an error saying what is wrong."""
+    pixels, grids = torch.as_tensor(pixels).detach().cpu().float(), torch.as_tensor(grids).cpu()
+    if pixels.ndim != 4 or pixels.shape[1] != 3 or grids.ndim != 3 or len(pixels) != len(grids):
+        raise InputError(
+            f"expected images [N, 3, S, S] and their token grids [N, h, w], got {list(pixels.shape)} and "
+            f"{list(grids.shape)}"
+        )
+    size, grid = pixels.shape[-1], grids.shape[-1]
+    if pixels.shape[-2] != size or grids.shape[-2] != grid or grid < 3 or size % grid:
+        raise InputError(
+            f"expected square images whose side ({size} px) is a whole number of token squares, and a grid "
+            f"of at least 3x3 tokens, got images {list(pixels.shape[-2:])} and grids {list(grids.shape[-2:])}"
+        )
+    return pixels, grids
+
+
+def token_places(
+    pixels: torch.Tensor, grids: torch.Tensor, tokens: Sequence[int], per_token: int = 6, size: float = 0.8
+) -> Figure:
+    """One row per token: ``per_token`` places where it is used (see `token_crops`), captioned with the token.
+
+    A token used fewer than ``per_token`` times fills less than its row (and shifts the rows after it).
+    """
+    crops, captions = [], []
+    for token in tokens:
+        found = token_crops(pixels, grids, int(token), per_token)
+        crops += found
+        captions += [f"token {int(token)}"] * len(found)
+    return image_grid(crops, captions, ncols=per_token, size=size)
+
+
+def vq_scatter(
+    points: ScoresLike,
+    latents: ScoresLike,
+    indices: ScoresLike,
+    codebook: ScoresLike,
+    start: ScoresLike | None = None,
+) -> Figure:
+    """A 2-D vector-quantization toy after training: its data, and its latent space with the codebook.
+
+    The encoder outputs are colored by the entry they are quantized to; entries in use are black stars,
+    entries never chosen red ones, and the codebook's starting points gray crosses: dead codes are the
+    entries that never left their start, because an entry no output picks gets no gradient.
+    """
+    points, latents = _to_numpy(points, "points"), _to_numpy(latents, "latents")
+    indices, codebook = _to_numpy(indices, "indices").astype(int), _to_numpy(codebook, "codebook")
+    shapes = [list(array.shape) for array in (points, latents, codebook)]
+    if any(len(shape) != 2 or shape[1] != 2 for shape in shapes):
+        raise InputError(f"points, latents and codebook must be 2-D points [n, 2], got shapes {shapes}")
+    _check_length(indices, len(latents), "indices", "latent")
+    used = np.bincount(indices, minlength=len(codebook)) > 0
+    fig = CourseFigure(figsize=(9, 3.6), layout="constrained")
+    data_ax, latent_ax = fig.subplots(1, 2)
+    data_ax.scatter(*points.T, s=3, alpha=0.4)
+    data_ax.set_title("the data")
+    latent_ax.scatter(*latents.T, s=3, alpha=0.3, c=indices, cmap="tab20", label="encoder outputs")
+    if start is not None:
+        start = _to_numpy(start, "start")
+        latent_ax.scatter(*start.T, marker="x", color="gray", label="codebook at the start")
+    latent_ax.scatter(*codebook[used].T, marker="*", s=120, color="black", label="entries in use")
+    latent_ax.scatter(*codebook[~used].T, marker="*", s=120, color="red", label="entries never chosen")
+    latent_ax.set_title("latent space after training")
+    latent_ax.legend(fontsize=7, loc="best")
+    return fig
+
+
+def spread_curve(
+    x: ScoresLike, series: ScoresLike, xlabel: str, ylabel: str, title: str | None = None
+) -> Figure:
+    """Each row of ``series`` [R, len(x)] (one random draw) as a faint line, and their mean as a bold one.
+
+    A single random draw can go against the trend; drawing every draw under their mean shows both how the
+    measurement moves on average and how much one draw varies, so a learner does not read noise as a trend.
+    """
+    xs, rows = _to_numpy(x, "x"), _to_matrix(series, "series", "[R draws, len(x) points]")
+    if xs.ndim != 1 or rows.shape[1] != len(xs):
+        raise InputError(f"series must have one column per x value ({xs.size}), got shape {list(rows.shape)}")
+    fig = CourseFigure(figsize=(5.0, 3.2), layout="constrained")
+    ax = fig.add_subplot()
+    for row in rows:
+        ax.plot(xs, row, color="tab:blue", alpha=0.15, linewidth=0.8)
+    mean = rows.mean(axis=0)
+    ax.plot(xs, mean, color="tab:blue", marker="o", linewidth=2, label=f"mean of {len(rows)} draws")
+    _label_axes(ax, xlabel, ylabel, title)
+    return fig
+
+
+_SWEEP_ACCURACIES = {
+    "zero_shot_color_shape_all": "color x shape (all pairs)",
+    "zero_shot_color_shape_held_out": "color x shape (held-out pairs)",
+    "zero_shot_color": "color",
+    "zero_shot_shape": "shape",
+}
+
+
+def batch_size_curves(
+    runs: Sequence[Mapping[str, float]], accuracies: Mapping[str, str] | None = None, title: str | None = None
+) -> Figure:
+    """Zero-shot accuracies (left) and evaluation loss (right) against the batch size of each run.
+
+    A batch-size experiment must be read on both at once: accuracy says what a model can do, the loss
+    (measured at one batch size for every model) how well it tells pairs apart. Batch sizes double from run
+    to run, so the x axis is logarithmic and its ticks are the sizes themselves.
+    """
+    accuracies = dict(accuracies or _SWEEP_ACCURACIES)
+    needed = {"batch_size", "eval_loss", *accuracies}
+    if not runs or any(needed - set(run) for run in runs):
+        raise InputError(f"runs must be a non-empty list of dicts, each with the keys {sorted(needed)}")
+    runs = sorted(runs, key=lambda run: run["batch_size"])
+    sizes = [run["batch_size"] for run in runs]
+    fig = CourseFigure(figsize=(9.0, 3.4), layout="constrained")
+    acc_ax, loss_ax = fig.subplots(1, 2)
+    for key, name in accuracies.items():
+        acc_ax.plot(sizes, [run[key] for run in runs], marker="o", label=name)
+    acc_ax.yaxis.set_major_formatter(PercentFormatter(1.0))
+    acc_ax.set_ylim(0, 1.05)
+    acc_ax.set_ylabel("zero-shot accuracy")
+    acc_ax.legend(fontsize=7)
+    loss_ax.plot(sizes, [run["eval_loss"] for run in runs], marker="o", color="tab:red")
+    loss_ax.set_ylabel("loss on unseen pairs")
+    for ax in (acc_ax, loss_ax):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sizes, [str(size) for size in sizes])
+        ax.minorticks_off()
+        ax.set_xlabel("batch size (pairs per step)")
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def compare_curves(
+    curves: Mapping[str, ScoresLike], xlabel: str = "step", ylabel: str = "loss", title: str | None = None
+) -> Figure:
+    """Several curves on one axes, each with its own marker and dash, so that identical curves stay visible.
+
+    Runs that should agree (one process and two) lie on top of each other: plain lines would let the last one
+    hide the others. Here each later curve is drawn thinner, dashed and with a smaller marker than the one
+    before, so a curve that coincides with another still shows inside it.
+    """
+    if not curves:
+        raise InputError("curves must name at least one curve: {'name': values, ...}")
+    styles = [("-", "o", 9, 3.0), ("--", "s", 6, 2.0), (":", "^", 4, 1.5), ("-.", "x", 4, 1.0)]
+    fig = CourseFigure(figsize=(5.5, 3.4), layout="constrained")
+    ax = fig.add_subplot()
+    for index, (name, values) in enumerate(curves.items()):
+        curve = _to_numpy(values, f"curves[{name!r}]")
+        if curve.ndim != 1 or curve.size == 0:
+            raise InputError(
+                f"curves[{name!r}] must be a non-empty 1-D sequence of numbers, got shape {list(curve.shape)}"
+            )
+        dash, marker, size, width = styles[index % len(styles)]
+        ax.plot(curve, linestyle=dash, marker=marker, markersize=size, linewidth=width, label=name)
+    _label_axes(ax, xlabel, ylabel, title)
+    return fig
+
+
+def _label_axes(ax, xlabel: str, ylabel: str, title: str | None) -> None:
+    """The finishing touches every line plot of the course shares: axis labels, a light grid, the legend."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    if title:
+        ax.set_title(title)

@@ -7,6 +7,7 @@ here (`make_course`, `make_translated`, `i18n_command`, ...) build the course th
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import json
@@ -357,3 +358,34 @@ def test_every_po_file_states_its_plural_rule_and_is_as_update_writes_it(lang):
         po = i18n.read_po(path, path.name)
         assert po.metadata["Plural-Forms"] == i18n.catalog.plural_forms(lang), path.name
         assert str(po) + "\n" == path.read_text(encoding="utf-8"), f"{path.name}: run i18n update"
+
+
+SVG = '<svg xmlns="http://www.w3.org/2000/svg"><text x="1" y="1">{}</text><text x="1" y="9">{}</text></svg>'
+
+
+def test_a_figure_is_shown_in_the_language_of_the_lesson_and_check_wants_every_figure_translated(translated):
+    """A figure's labels are text: each language draws its own copy (images/<lang>/NAME.svg) and the built
+    lesson shows that copy; a missing copy, or one that lost a label, is a problem `check` names."""
+    english_svg = SVG.format("text encoder", "image encoder").encode()
+    (translated / "images" / "loop.svg").write_bytes(english_svg)
+    figure_cell = markdown_cell("fig", "![the loop](attachment:loop.svg)")
+    figure_cell["attachments"] = {"loop.svg": {"image/svg+xml": base64.b64encode(english_svg).decode()}}
+    write_notebook(translated, lesson(TITLE, CODE, BODY, figure_cell))
+    run(translated, "update")
+    translate(translated, FRENCH | {"![the loop](attachment:loop.svg)": "![la boucle](attachment:loop.svg)"})
+    status, output = run(translated, "check")
+    assert status == 1 and "images/fr/loop.svg is missing" in output
+
+    french = translated / "images" / "fr" / "loop.svg"
+    french.parent.mkdir()
+    french.write_text(SVG.format("encodeur de texte", "").replace('<text x="1" y="9"></text>', ""))
+    status, output = run(translated, "check")
+    assert status == 1 and "images/fr/loop.svg has a different number of <text> labels" in output
+
+    french.write_text(SVG.format("encodeur de texte", "encodeur d'images"), encoding="utf-8")
+    assert run(translated, "build")[0] == 0
+    status, output = run(translated, "check")
+    assert status == 0, output
+    built = nbformat.read(translated / "translations" / "fr" / "notebooks" / "00_demo.ipynb", as_version=4)
+    shown = built.cells[-1]["attachments"]["loop.svg"]["image/svg+xml"]
+    assert base64.b64decode(shown) == french.read_bytes()

@@ -84,6 +84,30 @@ def test_lesson_structure(path):
     assert all(c.get("id") for c in notebook["cells"]), "cells need ids (translations are keyed by them)"
 
 
+MAIN_PATH_TIME = re.compile(r"\*\*Time:\*\* about (\d+) minutes for the main path")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_a_lesson_says_what_it_needs_and_how_long_it_takes(path):
+    """A learner or a workshop plans on the prerequisites and the time estimate at the top; the main path
+    fits one sitting (about 75 minutes)."""
+    opening = markdown({"cells": load(path)["cells"][:3]})
+    assert "**Prerequisites:**" in opening
+    minutes = MAIN_PATH_TIME.search(opening)
+    assert minutes, "say '**Time:** about N minutes for the main path' at the top"
+    assert int(minutes[1]) <= 75, "longer than one sitting: move extras to optional sections"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_check_your_understanding_has_revealable_answers(path):
+    cells = [c for c in load(path)["cells"] if c["cell_type"] == "markdown"]
+    quiz = [c for c in cells if "".join(c["source"]).startswith("## Check your understanding")]
+    assert len(quiz) == 1, "one '## Check your understanding' cell"
+    text = "".join(quiz[0]["source"])
+    answers = text.count("<details><summary>Answer</summary>")
+    assert 3 <= answers <= 5 and answers == text.count("</details>"), "3-5 questions, each with its answer"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_relative_links_and_images_resolve(path):
     assert broken_links(markdown(load(path)), path.parent) == []
@@ -112,3 +136,62 @@ def test_checked_cells_are_tagged_and_learners_see_no_test_scaffolding(path):
         assert not re.search(r"^\s*#\s*NBVAL_", source, re.M), f"code cell {index}: use the {CHECKED} tag"
         if QUALITY not in cell["metadata"].get("tags", []):
             assert not re.search(r"^\s*assert\b", source, re.M), f"code cell {index}: print the check instead"
+
+
+# A number a reader would check against an output: a decimal (0.98, 3.5) or a percentage (52%, 77.5%).
+# Integers are left out: they are mostly settings the code shows (64 images, 400 steps).
+PROSE_NUMBER = re.compile(r"(?<![\w.\-/])(\d+(?:,\d{3})*\.\d+|\d+(?:\.\d+)?(?=\s?%))")
+NOT_PROSE = [r"```.*?```", r"`[^`]*`", r"\$\$.*?\$\$", r"\$[^$\n]*\$", r"\]\([^)]*\)", r"<[^>]+>", r"^#.*$"]
+OUTPUT_NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?(?:e-?\d+)?")
+
+
+def output_numbers(notebook: dict) -> list[float]:
+    """Every number the lesson's committed outputs print (text, stream and markdown outputs)."""
+    numbers = []
+    for cell in code_cells(notebook):
+        for output in cell["outputs"]:
+            data = output.get("data", {})
+            text = "".join(output.get("text", "")) + "".join(data.get("text/plain", ""))
+            text += "".join(data.get("text/markdown", ""))
+            numbers += [float(found.replace(",", "")) for found in OUTPUT_NUMBER.findall(text)]
+    return numbers
+
+
+def unbacked_numbers(notebook: dict) -> list[str]:
+    """Decimals and percentages in the prose that no output of the lesson shows (to the digits written),
+    outside sentences that quote a source (they link to it or name the paper)."""
+    shown = output_numbers(notebook)
+    found = []
+    for index, cell in enumerate(notebook["cells"]):
+        if cell["cell_type"] != "markdown":
+            continue
+        for sentence in re.split(r"(?<=[.!?])\s+(?=[A-Z(])|\n\n", "".join(cell["source"])):
+            if "http" in sentence or "paper" in sentence.lower():
+                continue
+            prose = sentence
+            for pattern in NOT_PROSE:
+                prose = re.sub(pattern, " ", prose, flags=re.S | re.M)
+            for written in PROSE_NUMBER.findall(prose):
+                value, digits = float(written.replace(",", "")), len(written.partition(".")[2])
+                if not any(round(v, digits) == value or round(100 * v, digits) == value for v in shown):
+                    found.append(f"markdown cell {index}: {written} in {' '.join(sentence.split())[:120]!r}")
+    return found
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_numbers_in_the_prose_are_shown_by_an_output_or_quoted(path):
+    """A number the text states must be one the lesson computes and prints, or one it quotes from a source
+    (the sentence links to it or names the paper): never a number typed in that the outputs disagree with."""
+    assert unbacked_numbers(load(path)) == []
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_saved_widget_state_that_looks_live(path):
+    """Restored from saved state, a widget moves but computes nothing (its kernel is gone), so the committed
+    lesson keeps each widget's plain-text line ("Run the notebook to use it") and no widget state."""
+    notebook = load(path)
+    assert "widgets" not in notebook["metadata"], "save the notebook without its widget state"
+    for index, cell in enumerate(code_cells(notebook)):
+        for output in cell["outputs"]:
+            widget = "application/vnd.jupyter.widget-view+json" in output.get("data", {})
+            assert not widget, f"code cell {index}: a widget view saved"

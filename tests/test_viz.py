@@ -312,3 +312,230 @@ def test_progress_bar_outside_a_notebook_is_tqdms_text_bar():
 
     bar = progress_bar(range(3), disable=True)
     assert isinstance(bar, tqdm) and not isinstance(bar, notebook_tqdm) and list(bar) == [0, 1, 2]
+
+
+# ------------------------------------------------------------- confusion_matrix, few_shot_curve, with_label
+
+
+def test_confusion_matrix_writes_each_count_and_marks_the_mistakes_in_red():
+    counts = torch.tensor([[5, 1, 0], [0, 4, 2], [0, 0, 6]])
+    fig = viz.confusion_matrix(counts, ["circle", "square", "star"], title="noisy")
+    (ax,) = fig.axes
+    assert ax.images[0].get_array().tolist() == counts.tolist()
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["circle", "square", "star"]
+    written = {(round(t.get_position()[1]), round(t.get_position()[0])): t for t in ax.texts}
+    expected = {(0, 0): "5", (0, 1): "1", (1, 1): "4", (1, 2): "2", (2, 2): "6"}
+    assert {cell: t.get_text() for cell, t in written.items()} == expected, "zeros are left blank"
+    assert [cell for cell, t in written.items() if t.get_color() == "red"] == [(0, 1), (1, 2)]
+    assert "noisy" in all_text(fig)
+    with pytest.raises(ValueError, match=r"square"):
+        viz.confusion_matrix(np.zeros((2, 3)), ["a", "b"])
+    with pytest.raises(ValueError, match=r"expected 2 classnames"):
+        viz.confusion_matrix(np.zeros((2, 2)), ["a"])
+
+
+def test_few_shot_curve_plots_the_mean_of_the_draws_their_range_and_the_zero_shot_line():
+    fig = viz.few_shot_curve({4: [0.9, 0.94, 0.98], 1: [0.5, 0.6, 0.7]}, zero_shot=0.95)
+    (ax,) = fig.axes
+    mean, zero_shot = ax.lines
+    assert list(mean.get_xdata()) == [1, 4] and mean.get_ydata() == pytest.approx([0.6, 0.94])
+    assert list(zero_shot.get_ydata()) == [0.95, 0.95]
+    (band,) = ax.collections
+    assert band.get_paths()[0].vertices[:, 1].min() == pytest.approx(0.5)
+    assert band.get_paths()[0].vertices[:, 1].max() == pytest.approx(0.98)
+    assert "mean of 3 draws" in all_text(fig)
+    with pytest.raises(ValueError, match=r"an int >= 1"):
+        viz.few_shot_curve({0: [0.5]})
+    with pytest.raises(ValueError, match=r"one accuracy per draw"):
+        viz.few_shot_curve({1: []})
+
+
+def test_with_label_writes_dark_text_on_a_white_label_and_leaves_the_image_alone():
+    image = Image.new("RGB", (64, 64), (200, 30, 30))
+    labeled = viz.with_label(image, "blue", font_fraction=0.25)
+    assert image.getpixel((5, 60)) == (200, 30, 30), "the original is not drawn on"
+    pixels = np.asarray(labeled)
+    corner = pixels[40:, :40]
+    assert (corner == 255).all(axis=-1).any() and (corner < 80).all(axis=-1).any(), "white label, dark text"
+    assert (pixels[:20] == (200, 30, 30)).all(), "the top of the image is untouched"
+    assert np.asarray(viz.with_label(np.asarray(image) / 255.0, "x")).dtype == np.uint8
+    with pytest.raises(ValueError, match=r"font_fraction"):
+        viz.with_label(image, "x", font_fraction=0)
+
+
+def test_recall_curves_draw_each_group_over_a_dashed_perfect_ranking():
+    ks = [1, 2, 3]
+    curves = {"seen": [0.2, 0.5, 0.9], "held out": torch.tensor([0.1, 0.4, 1.0])}
+    fig = viz.recall_curves(ks, curves, perfect=[0.3, 0.6, 1])
+    lines = fig.axes[0].get_lines()
+    assert [line.get_label() for line in lines] == ["perfect ranking", "seen", "held out"]
+    assert lines[0].get_linestyle() == "--" and list(lines[2].get_ydata()) == pytest.approx([0.1, 0.4, 1.0])
+    with pytest.raises(ValueError, match=r"expected 3 recall values for 'seen' \(one per k\), got 2"):
+        viz.recall_curves(ks, {"seen": [0.2, 0.5]})
+
+
+def test_speed_recall_curves_label_each_point_with_its_setting_and_mark_exact_search():
+    rows = {"IVF": [(1, 0.5, 0.6), (8, 2.0, 0.9)], "HNSW": [(64, 1.0, 0.95)]}
+    fig = viz.speed_recall_curves(rows, exact_ms=70.0, title="1,000 vectors")
+    ax = fig.axes[0]
+    assert [line.get_label() for line in ax.get_lines()] == ["IVF", "HNSW"] and ax.get_xscale() == "log"
+    text = all_text(fig)
+    assert {"1", "8", "64"} <= set(text.split()) and "exact search" in text and "1,000 vectors" in text
+    assert ax.xaxis.get_major_formatter()(0.6) == "0.6"  # plain numbers on the log axis, not 6x10^-1
+    with pytest.raises(ValueError, match=r"curves\['IVF'\] must be a non-empty list"):
+        viz.speed_recall_curves({"IVF": [(1, 0.5)]})
+
+
+# ---------------------------------------------------------------- lesson 4: tokens, crops, VQ toy, spreads
+
+
+def test_token_grid_writes_each_token_in_its_square_over_the_faded_image():
+    tokens = torch.arange(16).reshape(4, 4) * 7
+    fig = viz.token_grid(torch.rand(3, 32, 32), tokens, title="its tokens")
+    left, right = fig.axes
+    assert left.images and right.images and right.images[0].get_alpha() < 1
+    written = {text.get_text(): text.get_position() for text in right.texts}
+    assert set(written) == {str(t) for t in tokens.flatten().tolist()}
+    assert written["35"] == pytest.approx((1.5 * 8 - 0.5, 1.5 * 8 - 0.5))  # row 1, column 1 of 8 px squares
+    assert len(right.lines) == 6 and "its tokens" in all_text(fig)
+
+
+def test_token_crops_outline_each_place_of_the_token_and_stay_whole_at_the_border():
+    pixels = torch.ones(2, 3, 32, 32)
+    grids = torch.zeros(2, 4, 4, dtype=torch.long)
+    grids[0, 0, 0] = grids[1, 2, 3] = grids[1, 3, 3] = 5
+    crops = viz.token_crops(pixels, grids, 5, n=2)
+    assert len(crops) == 2 and all(crop.shape == (3, 24, 24) for crop in crops)
+    first = crops[0]  # the corner square: the crop is shifted inwards, the square at its top left
+    assert first[:, 0, :8].eq(0).all() and first[:, 7, :8].eq(0).all() and first[:, :8, 7].eq(0).all()
+    assert first[:, 3, 3].eq(1).all() and first[:, 12, 12].eq(1).all(), "only the outline is drawn"
+    assert pixels.eq(1).all(), "the images themselves are left untouched"
+    only_last_row = torch.zeros(2, 4, 4, dtype=torch.bool)
+    only_last_row[:, 3] = True
+    assert len(viz.token_crops(pixels, grids, 5, where=only_last_row)) == 1
+
+
+def test_token_places_shows_a_row_of_places_per_token():
+    grids = torch.randint(0, 3, (6, 4, 4))
+    fig = viz.token_places(torch.rand(6, 3, 32, 32), grids, [0, 2], per_token=3)
+    assert len(image_axes(fig.axes)) == 6
+    assert all_text(fig).count("token 0") == 3 and all_text(fig).count("token 2") == 3
+
+
+def test_vq_scatter_marks_dead_entries_apart_from_the_entries_in_use():
+    codebook = torch.tensor([[0.0, 0.0], [1.0, 1.0], [5.0, 5.0]])
+    latents = torch.tensor([[0.1, 0.0], [0.9, 1.1], [1.0, 0.9]])
+    fig = viz.vq_scatter(torch.rand(10, 2), latents, torch.tensor([0, 1, 1]), codebook, start=codebook * 0)
+    _, latent_ax = fig.axes
+    by_label = {c.get_label(): c.get_offsets() for c in latent_ax.collections}
+    assert by_label["entries in use"].tolist() == [[0.0, 0.0], [1.0, 1.0]]
+    assert by_label["entries never chosen"].tolist() == [[5.0, 5.0]]
+    assert len(by_label["codebook at the start"]) == 3
+
+
+def test_spread_curve_draws_every_draw_faintly_under_their_mean():
+    series = np.array([[30.0, 20.0, 10.0], [20.0, 24.0, 12.0]])
+    ax = viz.spread_curve([5, 20, 50], series, "tokens replaced (%)", "PSNR (dB)").axes[0]
+    *draws, mean = ax.lines
+    assert len(draws) == 2 and all(line.get_alpha() < 0.5 for line in draws)
+    assert mean.get_ydata() == pytest.approx([25.0, 22.0, 11.0])
+    assert ax.get_xlabel() == "tokens replaced (%)" and "2 draws" in ax.get_legend().get_texts()[0].get_text()
+
+
+LESSON_4_FIGURES = {
+    "token_grid": lambda: viz.token_grid(pil_images(1, size=16)[0], torch.zeros(2, 2, dtype=torch.long)),
+    "token_places": lambda: viz.token_places(torch.rand(2, 3, 24, 24), torch.zeros(2, 3, 3), [0], 2),
+    "vq_scatter": lambda: viz.vq_scatter(np.zeros((4, 2)), np.ones((4, 2)), [0, 0, 1, 1], np.eye(2)),
+    "spread_curve": lambda: viz.spread_curve([1, 2], [[1.0, 2.0]], "x", "y", title="spread"),
+}
+
+
+@pytest.mark.parametrize("make", LESSON_4_FIGURES.values(), ids=LESSON_4_FIGURES.keys())
+def test_lesson_4_figures_render_headless_without_touching_pyplot(make):
+    open_before = plt.get_fignums()
+    assert make()._repr_png_().startswith(b"\x89PNG")
+    assert plt.get_fignums() == open_before
+
+
+LESSON_4_BAD_INPUTS = {
+    "token-grid-1d": (lambda: viz.token_grid(torch.rand(3, 8, 8), torch.zeros(4)), r"one grid \[h, w\]"),
+    "crops-count": (
+        lambda: viz.token_crops(torch.rand(2, 3, 24, 24), torch.zeros(3, 3, 3), 0),
+        r"images \[N, 3, S, S\] and their token grids \[N, h, w\]",
+    ),
+    "crops-fraction": (
+        lambda: viz.token_crops(torch.rand(1, 3, 20, 20), torch.zeros(1, 3, 3), 0),
+        "whole number of token squares",
+    ),
+    "scatter-3d-points": (
+        lambda: viz.vq_scatter(np.zeros((4, 3)), np.zeros((4, 2)), [0] * 4, np.eye(2)),
+        r"2-D points \[n, 2\]",
+    ),
+    "scatter-indices": (
+        lambda: viz.vq_scatter(np.zeros((4, 2)), np.zeros((4, 2)), [0] * 3, np.eye(2)),
+        r"expected 4 indices \(one per latent\), got 3",
+    ),
+    "spread-columns": (lambda: viz.spread_curve([1, 2, 3], [[1.0, 2.0]], "x", "y"), "one column per x value"),
+}
+
+
+@pytest.mark.parametrize(("call", "match"), LESSON_4_BAD_INPUTS.values(), ids=LESSON_4_BAD_INPUTS.keys())
+def test_lesson_4_figures_say_what_input_they_expected(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+SWEEP_RUN = {
+    "zero_shot_color_shape_all": 0.5,
+    "zero_shot_color_shape_held_out": 0.4,
+    "zero_shot_color": 1.0,
+    "zero_shot_shape": 0.5,
+    "eval_loss": 1.2,
+}
+LESSON_8_FIGURES = {
+    "batch_size_curves": lambda: viz.batch_size_curves(
+        [SWEEP_RUN | {"batch_size": 64}, SWEEP_RUN | {"batch_size": 8, "eval_loss": 2.0}]
+    ),
+    "compare_curves": lambda: viz.compare_curves(
+        {"1 worker": [4.2, 4.0, 3.9], "2 workers": torch.tensor([4.2, 4.0, 3.9]), "no gather": np.ones(3)}
+    ),
+}
+
+
+@pytest.mark.parametrize("make", LESSON_8_FIGURES.values(), ids=LESSON_8_FIGURES.keys())
+def test_lesson_8_figures_render_headless_without_touching_pyplot(make):
+    open_before = plt.get_fignums()
+    assert make()._repr_png_().startswith(b"\x89PNG")
+    assert plt.get_fignums() == open_before
+
+
+def test_batch_size_curves_sorts_the_runs_and_labels_the_sizes():
+    runs = [SWEEP_RUN | {"batch_size": 64}, SWEEP_RUN | {"batch_size": 8, "eval_loss": 2.0}]
+    fig = viz.batch_size_curves(runs)
+    accuracy_ax, loss_ax = fig.axes
+    assert list(loss_ax.lines[0].get_xdata()) == [8, 64] and list(loss_ax.lines[0].get_ydata()) == [2.0, 1.2]
+    assert [t.get_text() for t in loss_ax.get_xticklabels()] == ["8", "64"]
+    assert len(accuracy_ax.lines) == 4
+
+
+def test_compare_curves_keeps_identical_curves_visible():
+    fig = viz.compare_curves({"a": [1.0, 2.0], "b": [1.0, 2.0]})
+    first, second = fig.axes[0].lines
+    assert first.get_marker() != second.get_marker() and first.get_linewidth() > second.get_linewidth()
+
+
+LESSON_8_BAD_INPUTS = {
+    "sweep-empty": (lambda: viz.batch_size_curves([]), "non-empty list of dicts"),
+    "sweep-key": (lambda: viz.batch_size_curves([{"batch_size": 8}]), "eval_loss"),
+    "compare-none": (lambda: viz.compare_curves({}), "at least one curve"),
+    "compare-2d": (
+        lambda: viz.compare_curves({"a": np.zeros((2, 2))}),
+        r"curves\['a'\] must be a non-empty 1-D",
+    ),
+}
+
+
+@pytest.mark.parametrize(("call", "match"), LESSON_8_BAD_INPUTS.values(), ids=LESSON_8_BAD_INPUTS.keys())
+def test_lesson_8_figures_say_what_input_they_expected(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

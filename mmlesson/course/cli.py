@@ -226,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-TRAINED_MODELS = ("clip", "vqgan", "dalle")
+TRAINED_MODELS = ("clip", "vqgan", "dalle", "clip-batch-sweep")
 
 I18N_ACTIONS = {
     "extract": "start PO files for a language",

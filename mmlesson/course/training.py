@@ -17,6 +17,8 @@ import argparse
 import dataclasses
 import inspect
 import json
+import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,14 +26,26 @@ from typing import Any
 
 import open_clip
 import torch
+import torch.distributed as dist
 
 from mmlesson import data
 from mmlesson.clip import TINY_CLIP_NAME, bundle_from_model, load_tiny_clip, tiny_clip_config
 from mmlesson.course.assets import WEIGHTS_DIR, save_shipped, shipped_weights
+from mmlesson.course.resume import resume_run, save_run
 from mmlesson.course.timing import best_seconds
 from mmlesson.dalle import TINY_DALLE_NAME, Dalle
 from mmlesson.data import HELD_OUT
-from mmlesson.train_clip import ClipEvaluation, ClipTraining, evaluate_clip, new_tiny_clip, train_clip
+from mmlesson.errors import InputError
+from mmlesson.train_clip import (
+    BatchSweep,
+    ClipEvaluation,
+    ClipRunState,
+    ClipTraining,
+    batch_size_sweep,
+    evaluate_clip,
+    new_tiny_clip,
+    train_clip,
+)
 from mmlesson.train_dalle import (
     DalleTraining,
     encode_world,
@@ -44,28 +58,46 @@ from mmlesson.train_vqgan import VqganEvaluation, VqganTraining, evaluate_vqgan,
 from mmlesson.vqgan import TINY_VQGAN_NAME, VQGAN, load_tiny_vqgan, tiny_vqgan_config
 
 COMMAND = "python -m mmlesson train"
-AS_SHIPPED = "float16, as shipped"  # what the evaluation measures (see as_shipped)
+AS_SHIPPED = "float16, as shipped"
+BATCH_SWEEP_FILE = (
+    "clip-batch-sweep.json"  # lesson 8 reads it  # what the evaluation measures (see as_shipped)
+)
 
 
 def settings_parser(model: str, settings: type) -> argparse.ArgumentParser:
-    """Options for every field of a settings dataclass (`--batch-size 64`, `--betas 0.9 0.98`), defaults
-    from the dataclass, plus where the run writes and how many threads it may use."""
+    """Options for every field of a settings dataclass (`--batch-size 64`, `--betas 0.9 0.98`, `--no-gather`),
+    defaults from the dataclass, plus where the run writes and how many threads it may use."""
     parser = argparse.ArgumentParser(
         prog=f"{COMMAND} {model}", description=f"Train the course's tiny {model}."
     )
     for field in dataclasses.fields(settings):
-        option = "--" + field.name.replace("_", "-")
-        if isinstance(field.default, tuple):
-            parser.add_argument(option, type=float, nargs=len(field.default), default=field.default)
+        option, default = "--" + field.name.replace("_", "-"), field.default
+        if isinstance(default, bool):
+            parser.add_argument(option, action=argparse.BooleanOptionalAction, default=default)
+        elif isinstance(default, tuple):  # tuple[float, float] takes exactly two, tuple[int, ...] any number
+            count = "+" if "..." in str(field.type) else len(default)
+            parser.add_argument(option, type=type(default[0]), nargs=count, default=default)
         else:
-            parser.add_argument(option, type=type(field.default), default=field.default)
+            parser.add_argument(option, type=type(default), default=default)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
     parser.add_argument("--out", type=Path, default=WEIGHTS_DIR, help="where the weights and manifest go")
+    if settings is ClipTraining:
+        add_run_options(parser)
     return parser
 
 
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """How a CLIP run logs, saves and resumes (lesson 8)."""
+    parser.add_argument("--log", type=Path, help="write one JSON line per step (step, loss) to this file")
+    parser.add_argument("--checkpoint-every", type=int, default=0, help="save the run every N steps")
+    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    parser.add_argument(
+        "--evaluate", action=argparse.BooleanOptionalAction, default=True, help="measure the quality bars"
+    )
+
+
 def parse_settings(model: str, settings: type, argv: list[str]) -> tuple[Any, argparse.Namespace]:
-    """The settings a command line asks for, and its other options (threads, out)."""
+    """The settings a command line asks for, and its other options (threads, out, ...)."""
     options = settings_parser(model, settings).parse_args(argv)
     names = [field.name for field in dataclasses.fields(settings)]
     values = {name: tuple(v) if isinstance(v := getattr(options, name), list) else v for name in names}
@@ -99,36 +131,119 @@ def as_shipped(module: torch.nn.Module) -> None:
 
 def finish(name: str, state: dict, out: Path, record: dict, extra_files: dict[str, str] | None = None) -> int:
     path = save_shipped(name, state, out, record, extra_files or {})
-    print(json.dumps(record["metrics"], indent=2))
+    if "metrics" in record:
+        print(json.dumps(record["metrics"], indent=2))
     print(f"wrote {path.name} and its weights in {out}")
     return 0
 
 
 def train_clip_command(argv: list[str]) -> int:
+    """`python -m mmlesson train clip`, or on several processes `torchrun ... -m mmlesson.train_clip`."""
     settings, options = start("clip", ClipTraining, argv)
-    model, tokenizer = new_tiny_clip(seed=settings.seed)
-    world = data.ShapesWorld(seed=settings.seed, exclude=HELD_OUT)
-    started = time.perf_counter()
-    losses = train_clip(model, tokenizer, world, settings)
-    training = run_record(["clip", *argv], settings, started, losses)
-    evaluation = ClipEvaluation()
-    metrics = evaluate_clip(
-        bundle_from_model(model, tokenizer, TINY_CLIP_NAME, torch.device("cpu")), evaluation
-    )
+    rank, world_size, device = start_workers()
+    try:
+        model, tokenizer = new_tiny_clip(seed=settings.seed)
+        model.to(device)
+        state = resume_run(options.out, model, settings) if options.resume else None
+        started = time.perf_counter()
+        log = StepLog(options.log if rank == 0 else None, append=options.resume)
+        save = every_n_steps(options, model, settings, rank)
+        world = data.ShapesWorld(seed=settings.seed, exclude=HELD_OUT)
+        losses = train_clip(
+            model, tokenizer, world, settings, on_step=log.write, state=state, after_step=save
+        )
+        if rank == 0:
+            record = clip_record(argv, settings, started, losses, tokenizer, world_size)
+            if options.evaluate:
+                record |= clip_evaluation(bundle_from_model(model, tokenizer, TINY_CLIP_NAME, device))
+            config = json.dumps(tiny_clip_config(tokenizer.vocab_size), indent=2) + "\n"
+            finish(
+                TINY_CLIP_NAME, model.state_dict(), options.out, record, {f"{TINY_CLIP_NAME}.json": config}
+            )
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    finally:
+        if world_size > 1:
+            dist.destroy_process_group()
+    return 0
+
+
+def clip_record(
+    argv: list[str],
+    settings: ClipTraining,
+    started: float,
+    losses: list[float],
+    tokenizer: Any,
+    world_size: int,
+) -> dict:
+    """The manifest's account of a CLIP run (`clip_evaluation` adds the metrics)."""
     pairs = settings.steps * settings.batch_size
-    record = {
+    training = run_record(["clip", *argv], settings, started, losses)
+    if world_size > 1:
+        launch = f"torchrun --standalone --nproc_per_node={world_size} -m mmlesson.train_clip"
+        training["command"] = f"{launch} {' '.join(argv)}"
+    return {
         "tokenizer": {"context_length": tokenizer.context_length, "bpe_ids": tokenizer.bpe_ids},
         "training": training
         | {
             "pairs_seen": pairs,
+            "world_size": world_size,
             "data": f"ShapesWorld(seed={settings.seed}, exclude=HELD_OUT), items 0 to {pairs - 1}, one pass",
             "held_out_combos": [list(pair) for pair in HELD_OUT],
         },
-        "metrics": {k: round(v, 4) for k, v in metrics.items()},
+    }
+
+
+def clip_evaluation(clip: Any) -> dict:
+    evaluation = ClipEvaluation()
+    return {
+        "metrics": {k: round(v, 4) for k, v in evaluate_clip(clip, evaluation).items()},
         "evaluation": {"function": "mmlesson.train_clip.evaluate_clip", **dataclasses.asdict(evaluation)},
     }
-    config = json.dumps(tiny_clip_config(tokenizer.vocab_size), indent=2) + "\n"
-    return finish(TINY_CLIP_NAME, model.state_dict(), options.out, record, {f"{TINY_CLIP_NAME}.json": config})
+
+
+def start_workers() -> tuple[int, int, torch.device]:
+    """Join the other worker processes when `torchrun` started several: (rank, world size, device)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    rank = dist.get_rank() if world_size > 1 else 0
+    if torch.cuda.is_available():
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local_rank)
+        return rank, world_size, torch.device("cuda", local_rank)
+    return rank, world_size, torch.device("cpu")
+
+
+class StepLog:
+    """One JSON object per line and per step (step, loss, seconds the step took), flushed at once, so that a
+    run killed half-way leaves every step it finished in the log (lesson 8 plots it)."""
+
+    def __init__(self, path: Path | None, append: bool = False):
+        self.file, self.last = None, time.perf_counter()
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.file = path.open("a" if append else "w", encoding="utf-8")
+
+    def write(self, step: int, loss: float) -> None:
+        now, self.last = self.last, time.perf_counter()
+        if self.file is not None:
+            line = {"step": step, "loss": round(loss, 6), "seconds": round(self.last - now, 4)}
+            self.file.write(json.dumps(line) + "\n")
+            self.file.flush()
+
+
+def every_n_steps(
+    options: argparse.Namespace, model: torch.nn.Module, settings: ClipTraining, rank: int
+) -> Callable[[ClipRunState], None]:
+    """What `train_clip` calls after each step: rank 0 saves the run every `--checkpoint-every` steps."""
+
+    def save(state: ClipRunState) -> None:
+        if rank == 0 and options.checkpoint_every and state.step % options.checkpoint_every == 0:
+            save_run(options.out, model, state, settings)
+
+    return save
 
 
 def train_vqgan_command(argv: list[str]) -> int:
@@ -205,6 +320,29 @@ def train_dalle_command(argv: list[str]) -> int:
     return finish(TINY_DALLE_NAME, dalle.gpt.state_dict(), options.out, record)
 
 
+def clip_batch_sweep_command(argv: list[str]) -> int:
+    """Lesson 8's batch-size sweep (`BatchSweep`), written as a small JSON with its settings."""
+    sweep, options = start("clip-batch-sweep", BatchSweep, argv)
+    evaluation = ClipEvaluation(images=1000, held_out_images=500, gallery=500)
+    started = time.perf_counter()
+    rows = batch_size_sweep(sweep, evaluation)
+    record = {
+        "command": f"{COMMAND} clip-batch-sweep {' '.join(argv)}".rstrip(),
+        "settings": dataclasses.asdict(sweep),
+        "evaluation": {"function": "mmlesson.train_clip.evaluate_clip", **dataclasses.asdict(evaluation)},
+        "wall_time_s": round(time.perf_counter() - started, 1),
+        "threads": torch.get_num_threads(),
+        "versions": {"torch": torch.__version__, "open_clip": open_clip.__version__},
+        "runs": [{key: round(v, 4) if isinstance(v, float) else v for key, v in row.items()} for row in rows],
+    }
+    options.out.mkdir(parents=True, exist_ok=True)
+    path = options.out / BATCH_SWEEP_FILE
+    path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(record["runs"], indent=2))
+    print(f"wrote {path}")
+    return 0
+
+
 def defaults_of(function: Callable) -> dict[str, Any]:
     """A function's default arguments, read from its signature: a manifest that records them cannot drift
     from the code."""
@@ -216,4 +354,5 @@ TRAINERS: dict[str, Callable[[list[str]], int]] = {
     "clip": train_clip_command,
     "vqgan": train_vqgan_command,
     "dalle": train_dalle_command,
+    "clip-batch-sweep": clip_batch_sweep_command,
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import posixpath
 import re
 from dataclasses import dataclass
@@ -28,6 +29,9 @@ from mmlesson.course.i18n.project import (
 BUILDER = "python -m mmlesson i18n build"
 # The README's command that opens the lessons in JupyterLab; a translated README opens the translated ones.
 OPEN_LESSONS = re.compile(rf"(jupyter lab ){SOURCE_DIR}/")
+# Figures: images/NAME.svg in English, images/<lang>/NAME.svg the same drawing with its text translated.
+FIGURES_DIR = "images"
+SVG_TEXT = re.compile(rb"<text[\s>]")
 
 
 def repository_url(root: Path) -> str:
@@ -122,9 +126,40 @@ class Language:
                     status.texts[(cell["id"], source)], SOURCE_DIR, built_dir, self.translated
                 )
                 cell["source"] = text.splitlines(keepends=True)
+                self._translate_figures(cell)
         notebook["metadata"]["title"] = notebook_title(notebook)
         notebook["metadata"]["mmlesson"] = {"language": self.lang, "source": f"{SOURCE_DIR}/{name}.ipynb"}
         return notebook
+
+    def figure_path(self, name: str) -> Path:
+        return self.project.root / FIGURES_DIR / self.lang / name
+
+    def _translate_figures(self, cell: NotebookNode) -> None:
+        """Swap each SVG attachment of a markdown cell for this language's drawing of it, where there is one
+        (`figure_problems` reports the missing ones)."""
+        for name, bundle in cell.get("attachments", {}).items():
+            translated = self.figure_path(name)
+            if "image/svg+xml" in bundle and translated.is_file():
+                bundle["image/svg+xml"] = base64.b64encode(translated.read_bytes()).decode("ascii")
+
+    def figure_problems(self) -> list[str]:
+        """Figures of the English lessons that this language has not drawn, or has drawn with a different
+        number of text labels than the English (a label lost, or the English figure changed since)."""
+        problems = []
+        for name in sorted(figures_used(self.project)):
+            english, translated = self.project.root / FIGURES_DIR / name, self.figure_path(name)
+            if not english.is_file():
+                continue  # scripts/sync_links.py --check reports a figure that does not exist
+            if not translated.is_file():
+                problems.append(
+                    f"{self.label(translated)} is missing: copy {FIGURES_DIR}/{name} and translate its text"
+                )
+            elif text_labels(translated) != text_labels(english):
+                problems.append(
+                    f"{self.label(translated)} has a different number of <text> labels than "
+                    f"{FIGURES_DIR}/{name}: bring it up to date with the English figure"
+                )
+        return problems
 
     def readme(self, status: Status, titles: list[str]) -> str:
         """The translated README: its prose from README.po, its tables pointing at the translations."""
@@ -179,6 +214,19 @@ class Language:
         return files, problems
 
 
+def text_labels(figure: Path) -> int:
+    """How many <text> labels an SVG figure has: a translation keeps every one of them."""
+    return len(SVG_TEXT.findall(figure.read_bytes()))
+
+
+def figures_used(project: Project) -> set[str]:
+    """The SVG figures the English lessons show (`![...](attachment:NAME.svg)` in their markdown)."""
+    names = set()
+    for path in project.notebooks():
+        names |= set(re.findall(r"attachment:([\w.\-]+\.svg)", path.read_text(encoding="utf-8")))
+    return names
+
+
 def notebook_text(notebook: NotebookNode) -> str:
     """A notebook's file text: nbformat's JSON, with the newline `nbformat.write` adds at the end.
 
@@ -206,7 +254,8 @@ def language_table(project: Project, seen_from: str = ".") -> list[str]:
         return f"[{name}]({posixpath.relpath(path, seen_from)})"
 
     rows = ["| language | README | lessons | glossary |", "|---|---|---|---|"]
-    rows.append(f"| English | {link(README)} | {link(SOURCE_DIR)} | |")
+    glossary = link("GLOSSARY.md") if (project.root / "GLOSSARY.md").exists() else ""
+    rows.append(f"| English | {link(README)} | {link(SOURCE_DIR)} | {glossary} |")
     for lang in project.languages():
         folder = f"{TRANSLATIONS_DIR}/{lang}"
         files = [f"{folder}/{README}", f"{folder}/{SOURCE_DIR}", f"{folder}/GLOSSARY.md"]

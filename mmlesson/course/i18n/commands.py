@@ -113,7 +113,7 @@ def check(project: Project, langs: Iterable[str]) -> tuple[list[str], str]:
         on_disk = {path: _read(path) or "" for path in files if path.exists()}
         for status in statuses.values():
             problems += status.problems
-        problems += _built_file_problems(language, files, on_disk)
+        problems += _built_file_problems(language, files, on_disk) + language.figure_problems()
         glossary = language.folder / "GLOSSARY.md"
         if not glossary.exists():
             problems.append(
