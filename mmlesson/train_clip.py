@@ -167,10 +167,11 @@ def batch_loss(
 
 def mean_over_workers(value: torch.Tensor) -> float:
     """The mean of a number over all workers (the number itself with one worker)."""
-    if workers()[1] > 1:
+    world_size = workers()[1]
+    if world_size > 1:
         value = value.clone()
         dist.all_reduce(value)
-        value /= workers()[1]
+        value /= world_size
     return value.item()
 
 

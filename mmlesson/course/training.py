@@ -45,6 +45,7 @@ from mmlesson.train_clip import (
     evaluate_clip,
     new_tiny_clip,
     train_clip,
+    workers,
 )
 from mmlesson.train_dalle import (
     DalleTraining,
@@ -205,10 +206,9 @@ def clip_evaluation(clip: Any) -> dict:
 
 def start_workers() -> tuple[int, int, torch.device]:
     """Join the other worker processes when `torchrun` started several: (rank, world size, device)."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size > 1 and not dist.is_initialized():
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    rank = dist.get_rank() if world_size > 1 else 0
+    rank, world_size = workers()
     if torch.cuda.is_available():
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         torch.cuda.set_device(local_rank)
