@@ -18,10 +18,12 @@ _HOMES = {
     "VQGAN": "mmlesson.vqgan",
     "ClipBundle": "mmlesson.clip",
     "Dalle": "mmlesson.dalle",
+    "Dalle2": "mmlesson.dalle2",
     "MMLessonError": "mmlesson.errors",
     "Runtime": "mmlesson.runtime",
     "load_clip": "mmlesson.clip",
     "load_dalle": "mmlesson.dalle",
+    "load_dalle2": "mmlesson.dalle2",
     "load_vqgan": "mmlesson.vqgan",
     "setup": "mmlesson.runtime",
 }

@@ -30,7 +30,6 @@ import torch
 from mmlesson import data, judge, runtime
 from mmlesson.clip import ClipBundle
 from mmlesson.dalle import CaptionTokenizer, Dalle, split_words
-from mmlesson.data import HELD_OUT  # the tiny CLIP's too: neither model has seen a red triangle
 from mmlesson.schedule import learning_rate, set_learning_rate
 from mmlesson.vqgan import VQGAN
 
@@ -142,20 +141,6 @@ def train_dalle(
 # -- evaluation ---------------------------------------------------------------------------------------------
 
 
-def evaluation_attributes(
-    combos: Sequence[tuple[str, str]] = data.ALL_COMBOS,
-    sizes: Sequence[str] = data.SIZES,
-    positions: Sequence[str] = data.POSITIONS,
-) -> list[dict]:
-    """One attribute set per combo x size x position, in that order; its caption is `data.caption(a)`."""
-    return [
-        {"color": color, "shape": shape, "size": size, "position": position}
-        for color, shape in combos
-        for size in sizes
-        for position in positions
-    ]
-
-
 def evaluate_dalle(
     dalle: Dalle,
     clip: ClipBundle,
@@ -167,43 +152,13 @@ def evaluate_dalle(
     captions_per_batch: int = 40,
 ) -> dict[str, float]:
     """Match rates of `samples` images per caption "a {size} {color} {shape} {where}", for all captions
-    and for those whose color x shape pair was held out of training or not.
-
-    `{color,position,shape}_{all,held_in,held_out}`: the share of all samples whose attribute matches.
-    `{...}_reranked_{all,held_in,held_out}`: the same for one image per caption, the one the CLIP ranks
-    first of its samples; `rerank_shape_gain` = shape_reranked_all - shape_all. The shape judge and the
-    reranker are the same CLIP, so that gain is partly CLIP agreeing with itself; color and position after
-    reranking are measured from pixels and say whether the picks are really better.
-    """
-    held_out, results, reranked = set(HELD_OUT), [], []
-    for first in range(0, len(attributes), captions_per_batch):
-        group = attributes[first : first + captions_per_batch]
-        captions = [data.caption(a) for a in group]
-        images = dalle.generate(captions, samples, temperature, top_k, seed + first)
-        expected = [a for a in group for _ in range(samples)]
-        results.append(judge.match_attributes(clip, images, expected))
-        picks = [
-            judge.rerank(clip, caption, images[k * samples : (k + 1) * samples])[0]
-            for k, caption in enumerate(captions)
-        ]
-        reranked.append(judge.match_attributes(clip, picks, group))
-    picks_held_out = torch.tensor([(a["color"], a["shape"]) in held_out for a in attributes])
-    samples_held_out = picks_held_out.repeat_interleave(samples)
-    metrics = {}
-    for name in ("color", "position", "shape"):
-        metrics |= _rates(name, [m for result in results for m in result[name]], samples_held_out)
-        metrics |= _rates(
-            f"{name}_reranked", [m for result in reranked for m in result[name]], picks_held_out
-        )
-    metrics["rerank_shape_gain"] = metrics["shape_reranked_all"] - metrics["shape_all"]
-    return metrics
-
-
-def _rates(name: str, matches: list[bool], held_out: torch.Tensor) -> dict[str, float]:
-    """`{name}_all`, and `{name}_held_in` / `{name}_held_out` where some items are of that group."""
-    matches = torch.tensor(matches, dtype=torch.float)
-    rates = {f"{name}_all": matches.mean().item()}
-    for group, mask in (("held_in", ~held_out), ("held_out", held_out)):
-        if mask.any():
-            rates[f"{name}_{group}"] = matches[mask].mean().item()
-    return rates
+    and for those whose color x shape pair was held out of training or not (`judge.evaluate_generator`
+    says which rates)."""
+    return judge.evaluate_generator(
+        lambda captions, n, batch_seed: dalle.generate(captions, n, temperature, top_k, batch_seed),
+        clip,
+        attributes,
+        samples,
+        seed,
+        captions_per_batch,
+    )

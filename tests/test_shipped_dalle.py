@@ -7,7 +7,7 @@ import json
 import pytest
 
 import mmlesson
-from mmlesson import train_dalle
+from mmlesson import judge, train_dalle
 from mmlesson.course import assets
 from mmlesson.course.assets import read_manifest
 from mmlesson.dalle import GPT, TINY_DALLE_NAME, Dalle, load_tiny_dalle
@@ -34,7 +34,7 @@ def dalle() -> Dalle:
 @pytest.fixture(scope="module")
 def measured(dalle) -> dict[str, float]:
     """Every color x shape pair once (sizes and positions taken in turn), 8 samples each: 240 images."""
-    attributes = train_dalle.evaluation_attributes()
+    attributes = judge.evaluation_attributes()
     per_pair = len(attributes) // 30
     subset = [attributes[k * per_pair + k % per_pair] for k in range(30)]
     clip = mmlesson.load_clip(profile="tiny", device="cpu")

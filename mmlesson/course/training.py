@@ -3,12 +3,14 @@
     python -m mmlesson train clip  --steps 3000             # each writes its model into mmlesson/weights/
     python -m mmlesson train vqgan --steps 2500 --threads 2
     python -m mmlesson train dalle --threads 1              # needs the shipped tiny VQGAN and CLIP
+    python -m mmlesson train dalle2 --threads 2             # the same as python -m mmlesson.train_dalle2
     python -m mmlesson train clip --steps 200 --out /tmp/try   # a quick run elsewhere
 
-Every field of a trainer's settings (`ClipTraining`, `VqganTraining`, `DalleTraining`) is an option, and the
+Every field of a trainer's settings (`ClipTraining`, `VqganTraining`, `DalleTraining`, `Dalle2Training`) is
+an option, and the
 manifest written beside the weights records the command, the settings as they were, the evaluation's
 settings, the metrics, the time taken and the library versions. The training itself is lesson code, in
-`mmlesson.train_clip`, `mmlesson.train_vqgan` and `mmlesson.train_dalle`.
+`mmlesson.train_clip`, `mmlesson.train_vqgan`, `mmlesson.train_dalle` and `mmlesson.train_dalle2`.
 """
 
 from __future__ import annotations
@@ -34,8 +36,10 @@ from mmlesson.course.assets import WEIGHTS_DIR, save_shipped, shipped_weights
 from mmlesson.course.resume import resume_run, save_run
 from mmlesson.course.timing import best_seconds
 from mmlesson.dalle import TINY_DALLE_NAME, Dalle
+from mmlesson.dalle2 import PRIORS, TINY_DALLE2_NAME, Dalle2
 from mmlesson.data import HELD_OUT
 from mmlesson.errors import InputError
+from mmlesson.judge import evaluation_attributes
 from mmlesson.train_clip import (
     BatchSweep,
     ClipEvaluation,
@@ -51,10 +55,10 @@ from mmlesson.train_dalle import (
     DalleTraining,
     encode_world,
     evaluate_dalle,
-    evaluation_attributes,
     new_tiny_dalle,
     train_dalle,
 )
+from mmlesson.train_dalle2 import Dalle2Training, embed_world, evaluate_dalle2, train_dalle2
 from mmlesson.train_vqgan import VqganEvaluation, VqganTraining, evaluate_vqgan, train_vqgan
 from mmlesson.vqgan import TINY_VQGAN_NAME, VQGAN, load_tiny_vqgan, tiny_vqgan_config
 
@@ -295,11 +299,10 @@ def train_dalle_command(argv: list[str]) -> int:
     metrics = evaluate_dalle(dalle, load_tiny_clip(torch.device("cpu")), evaluation_attributes())
     metrics["seconds_per_image"] = seconds_per_image(dalle)
     metrics["seconds_per_image_in_batches_of_8"] = seconds_per_image(dalle, n=8)
-    vqgan_manifest, _ = shipped_weights(TINY_VQGAN_NAME)
     record = {
         "config": dataclasses.asdict(dalle.gpt.config),
         "tokenizer": {"context_length": dalle.tokenizer.context_length, "words": dalle.tokenizer.words[1:]},
-        "vqgan_sha256": vqgan_manifest["files"][vqgan_manifest["weights"]]["sha256"],
+        "vqgan_sha256": shipped_sha256(TINY_VQGAN_NAME),
         "parameters": dalle.gpt.n_params(),
         "training": training
         | {
@@ -318,6 +321,63 @@ def train_dalle_command(argv: list[str]) -> int:
         },
     }
     return finish(TINY_DALLE_NAME, dalle.gpt.state_dict(), options.out, record)
+
+
+def dalle2_seconds_per_image(dalle2: Dalle2, n: int, repeats: int = 3) -> float:
+    """Seconds per image at the default settings, from the fastest of `repeats` calls for n images."""
+    return best_seconds(lambda: dalle2.generate("a large red circle on the left", n), repeats) / n
+
+
+def train_dalle2_command(argv: list[str]) -> int:
+    settings, options = start("dalle2", Dalle2Training, argv)
+    clip, vqgan = load_tiny_clip(torch.device("cpu")), load_tiny_vqgan().eval()
+    world = data.ShapesWorld(seed=settings.seed, exclude=HELD_OUT)
+    started = time.perf_counter()
+    pairs = embed_world(clip, vqgan, world, settings.images, settings.partial_share)
+    embedding_time = time.perf_counter() - started
+    dalle2, losses = train_dalle2(clip, vqgan, pairs, settings)
+    training = run_record(["dalle2", *argv], settings, started, losses["decoder"])
+    for module in dalle2.trained_parts().values():
+        as_shipped(module)
+    attributes = evaluation_attributes()
+    metrics = {
+        prior: {k: round(v, 4) for k, v in evaluate_dalle2(dalle2, clip, attributes, prior=prior).items()}
+        for prior in PRIORS
+    }
+    metrics["seconds_per_image"] = round(dalle2_seconds_per_image(dalle2, 1), 4)
+    metrics["seconds_per_image_in_batches_of_8"] = round(dalle2_seconds_per_image(dalle2, 8), 4)
+    record = {
+        "decoder": dataclasses.asdict(dalle2.decoder.config),
+        "prior": dataclasses.asdict(dalle2.diffusion_prior.config),
+        "trained_on": {name: shipped_sha256(name) for name in (TINY_CLIP_NAME, TINY_VQGAN_NAME)},
+        "parameters": {
+            name: sum(p.numel() for p in m.parameters()) for name, m in dalle2.trained_parts().items()
+        },
+        "training": training
+        | {
+            "final_prior_loss": round(sum(losses["prior"][-50:]) / 50, 4),
+            "data": f"ShapesWorld(seed={settings.seed}, exclude=HELD_OUT), items 0 to {settings.images - 1}, "
+            f"embedded once by {TINY_CLIP_NAME} and {TINY_VQGAN_NAME}; {settings.partial_share:.0%} of the "
+            "captions partial",
+            "held_out_combos": [list(pair) for pair in HELD_OUT],
+            "embedding_time_s": round(embedding_time, 1),
+        },
+        "metrics": metrics,
+        "evaluation": {
+            "function": "mmlesson.train_dalle2.evaluate_dalle2",
+            "attributes": "evaluation_attributes(): every color x shape pair x size x position, caption "
+            "template 0",
+            **defaults_of(evaluate_dalle2),
+            "sampling": "generate's defaults",
+            "weights": AS_SHIPPED,
+        },
+    }
+    return finish(TINY_DALLE2_NAME, dalle2.state_dict(), options.out, record)
+
+
+def shipped_sha256(name: str) -> str:
+    manifest, _ = shipped_weights(name)
+    return manifest["files"][manifest["weights"]]["sha256"]
 
 
 def clip_batch_sweep_command(argv: list[str]) -> int:
@@ -354,5 +414,6 @@ TRAINERS: dict[str, Callable[[list[str]], int]] = {
     "clip": train_clip_command,
     "vqgan": train_vqgan_command,
     "dalle": train_dalle_command,
+    "dalle2": train_dalle2_command,
     "clip-batch-sweep": clip_batch_sweep_command,
 }
