@@ -108,7 +108,9 @@ class DecoderConfig:
 
     channels: int = 64
     grid: int = 8
-    patch: int = 2  # each token is a patch x patch square of cells (DiT's patches): 16 tokens, not 64
+    # Cells per token along each side (DiT's patches). A token must be at least as wide as the numbers it
+    # holds (patch^2 x channels), or the noise it cannot represent stays unexplained: 1 here (64 <= width).
+    patch: int = 1
     embed_dim: int = 128
     width: int = 128
     layers: int = 4
