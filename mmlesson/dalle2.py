@@ -42,7 +42,7 @@ from mmlesson.checks import check_int, check_seed
 from mmlesson.clip import ClipBundle, ImageInput, OutOfMemoryAdvice, load_tiny_clip
 from mmlesson.course import assets
 from mmlesson.course.assets import WEIGHTS_DIR
-from mmlesson.diffusion import NoiseSchedule, check_guidance_scale, ddim_sample
+from mmlesson.diffusion import NoiseSchedule, check_guidance_scale, ddim_sample, noise_from_clean
 from mmlesson.errors import InputError, MMLessonError
 from mmlesson.images import load_image, tensor_to_pil
 from mmlesson.vqgan import VQGAN, load_tiny_vqgan
@@ -104,13 +104,19 @@ class Conditioning(nn.Module):
 
 @dataclass(frozen=True)
 class DecoderConfig:
-    """The decoder's shape: latents [channels, grid, grid], conditioned on `embed_dim`-wide embeddings."""
+    """The decoder's shape: it denoises the VQGAN's latents [channels, grid, grid] in their `components`
+    principal directions, conditioned on `embed_dim`-wide embeddings."""
 
     channels: int = 64
     grid: int = 8
+    # The VQGAN's latents of Shapes pictures lie almost in a plane: one direction holds 95% of their variance,
+    # two 99.6%. Diffused as they are, the directions that tell one codebook entry from another would be a
+    # whisper under the noise; so the decoder works in the 12 principal directions, each scaled to unit
+    # variance (the manifest's snapping_agreement: the share of cells that still snap to the same entry).
+    components: int = 12
     # Cells per token along each side (DiT's patches). A token must be at least as wide as the numbers it
-    # holds (patch^2 x channels), or the noise it cannot represent stays unexplained: 1 here (64 <= width).
-    patch: int = 1
+    # holds (patch^2 x components = 48 <= width), or the noise it cannot represent stays unexplained.
+    patch: int = 2
     embed_dim: int = 128
     width: int = 128
     layers: int = 4
@@ -141,19 +147,23 @@ class AdaLNBlock(nn.Module):
 
 
 class LatentDenoiser(nn.Module):
-    """Predicts the noise in latents [B, channels, grid, grid] at step t, given CLIP image embeddings.
+    """Predicts the clean normalized latents [B, components, grid, grid] from noisy ones at step t, given CLIP
+    image embeddings (trained with target="clean"; lesson 7 measures why not the noise).
 
-    Each 2x2 square of grid cells is one token (its 4 x 64 latent numbers, projected), with a learned
-    position embedding: where a shape sits is a matter of which tokens hold it. `latent_mean` and `latent_std` (buffers, set by
-    the trainer) scale the VQGAN's latents to about unit variance, the scale the noise schedule assumes.
+    Each patch x patch square of grid cells is one token, its numbers projected, with a learned position
+    embedding: where a shape sits is a matter of which tokens hold it. The buffers, set by
+    `fit_latent_space`, hold the latents' mean, principal directions and their spreads (`normalize`), and
+    `bound`, how far the normalized training latents go, where the sampler clamps its estimates.
     """
 
     def __init__(self, config: DecoderConfig) -> None:
         super().__init__()
         self.config = config
-        tokens, patch_size = (config.grid // config.patch) ** 2, config.channels * config.patch**2
+        tokens, patch_size = (config.grid // config.patch) ** 2, config.components * config.patch**2
         self.register_buffer("latent_mean", torch.zeros(config.channels))
-        self.register_buffer("latent_std", torch.ones(()))
+        self.register_buffer("directions", torch.eye(config.components, config.channels))
+        self.register_buffer("spreads", torch.ones(config.components))
+        self.register_buffer("bound", torch.tensor(3.0))
         self.embed = nn.Linear(patch_size, config.width)
         self.positions = nn.Parameter(torch.randn(tokens, config.width) * 0.02)
         self.conditioning = Conditioning(config.embed_dim, config.width)
@@ -167,8 +177,8 @@ class LatentDenoiser(nn.Module):
         c = self.config
         return (
             f"LatentDenoiser({c.layers} adaLN blocks, width {c.width}, over {c.grid}x{c.grid} latent cells "
-            f"of {c.channels}, conditioned on {c.embed_dim}-d embeddings, "
-            f"{self.n_params() / 1e6:.2f}M parameters)"
+            f"in {c.components} principal directions, {c.patch}x{c.patch} cells a token, conditioned on "
+            f"{c.embed_dim}-d embeddings, {self.n_params() / 1e6:.2f}M parameters)"
         )
 
     def n_params(self) -> int:
@@ -184,9 +194,9 @@ class LatentDenoiser(nn.Module):
         return self.from_patches(self.out(self.norm(tokens)))
 
     def to_patches(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, C, G, G] -> [B, (G/p)^2, C*p*p]: each p x p square of cells as one row, row by row."""
+        """[B, K, G, G] -> [B, (G/p)^2, K*p*p]: each p x p square of cells as one row, row by row."""
         p = self.config.patch
-        patches = F.unfold(x, kernel_size=p, stride=p)  # [B, C*p*p, tokens]
+        patches = F.unfold(x, kernel_size=p, stride=p)  # [B, K*p*p, tokens]
         return patches.transpose(1, 2)
 
     def from_patches(self, patches: torch.Tensor) -> torch.Tensor:
@@ -194,12 +204,28 @@ class LatentDenoiser(nn.Module):
         c = self.config
         return F.fold(patches.transpose(1, 2), (c.grid, c.grid), kernel_size=c.patch, stride=c.patch)
 
+    def fit_latent_space(self, latents: torch.Tensor, sample: int = 50_000) -> None:
+        """Set the buffers from training latents [N, channels, G, G]: their mean, their principal directions
+        (from up to `sample` cells), the spread along each, and the bound (the 99.99th percentile of the
+        normalized values: the rarest cells aside, how far the data goes)."""
+        cells = latents.permute(0, 2, 3, 1).reshape(-1, self.config.channels)
+        self.latent_mean.copy_(cells.mean(dim=0))
+        every = max(1, len(cells) // sample)
+        _, _, directions = torch.linalg.svd(cells[::every] - self.latent_mean, full_matrices=False)
+        self.directions.copy_(directions[: self.config.components])
+        self.spreads.copy_(((cells - self.latent_mean) @ self.directions.T).std(dim=0))
+        normalized = self.normalize(latents[: sample // self.config.grid**2]).abs().flatten()
+        self.bound.copy_(normalized.kthvalue(int(0.9999 * len(normalized))).values)
+
     def normalize(self, latents: torch.Tensor) -> torch.Tensor:
-        """VQGAN latents -> the decoder's scale (about zero mean, unit variance)."""
-        return (latents - self.latent_mean[:, None, None]) / self.latent_std
+        """VQGAN latents [B, channels, G, G] -> [B, components, G, G], each about unit variance."""
+        centred = latents - self.latent_mean[:, None, None]
+        return torch.einsum("bchw,kc->bkhw", centred, self.directions) / self.spreads[:, None, None]
 
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
-        return x * self.latent_std + self.latent_mean[:, None, None]
+        """The inverse of `normalize` (up to the directions left out)."""
+        scaled = x * self.spreads[:, None, None]
+        return torch.einsum("bkhw,kc->bchw", scaled, self.directions) + self.latent_mean[:, None, None]
 
 
 # -- the priors: text embedding -> image embedding ---------------------------------------------------------
@@ -207,13 +233,16 @@ class LatentDenoiser(nn.Module):
 
 @dataclass(frozen=True)
 class PriorConfig:
+    """The diffusion prior's shape: `layers` residual MLP blocks of `width` over `embed_dim`-d embeddings."""
+
     embed_dim: int = 128
     width: int = 256
     layers: int = 4
 
 
 class PriorDenoiser(nn.Module):
-    """Predicts the noise in (scaled) image embeddings [B, embed_dim] at step t, given text embeddings.
+    """Predicts clean (scaled) image embeddings [B, embed_dim] from noisy ones at step t, given text
+    embeddings (DALL-E 2's prior, too, predicts the clean embedding rather than the noise).
 
     An MLP of residual blocks, each adding the conditioning vector (step + text) before its layers.
     Embeddings are unit vectors, so each of their 128 numbers is about 0.09 in size; they are scaled by
@@ -223,6 +252,7 @@ class PriorDenoiser(nn.Module):
     def __init__(self, config: PriorConfig) -> None:
         super().__init__()
         self.config = config
+        self.register_buffer("bound", torch.tensor(3.0))  # the largest |value| of scaled training embeddings
         self.embed = nn.Linear(config.embed_dim, config.width)
         self.conditioning = Conditioning(config.embed_dim, config.width)
         self.blocks = nn.ModuleList(
@@ -349,8 +379,16 @@ class Dalle2:
         if prior == "linear":
             return self.linear_prior(text)
         scale = PriorDenoiser.embedding_scale(text.shape[1])
+        prior = self.diffusion_prior
         sample = ddim_sample(
-            self.diffusion_prior, text, text.shape[1:], self.schedule, steps, guidance_scale, generator
+            noise_from_clean(prior, self.schedule),
+            text,
+            text.shape[1:],
+            self.schedule,
+            steps,
+            guidance_scale,
+            generator,
+            prior.bound.item(),
         )
         return F.normalize(sample / scale, dim=-1)
 
@@ -366,13 +404,14 @@ class Dalle2:
         c = self.decoder.config
         with torch.no_grad():
             x = ddim_sample(
-                self.decoder,
+                noise_from_clean(self.decoder, self.schedule),
                 embeddings.to(self.device),
-                (c.channels, c.grid, c.grid),
+                (c.components, c.grid, c.grid),
                 self.schedule,
                 steps,
                 guidance_scale,
                 generator,
+                self.decoder.bound.item(),
             )
             snapped, _, _ = self.vqgan.quantize_latents(self.decoder.denormalize(x))
             pixels = self.vqgan.decode_latents(snapped)

@@ -37,6 +37,7 @@ from mmlesson.errors import InputError
 __all__ = [
     "NoiseSchedule",
     "noise_prediction_loss",
+    "noise_from_clean",
     "ddim_sample",
     "sampling_timesteps",
     "guided_noise",
@@ -44,6 +45,8 @@ __all__ = [
 ]
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+# (denoiser, x_t, t, condition, guidance scale) -> the noise estimate a sampler steps with
+NoiseEstimate = Callable[[Denoiser, torch.Tensor, int, torch.Tensor, float], torch.Tensor]
 TRAINING_STEPS = 1000  # T: the noise levels a network is trained on (DDPM's choice)
 
 
@@ -79,18 +82,35 @@ def noise_prediction_loss(
     schedule: NoiseSchedule,
     drop_condition: float = 0.0,
     generator: torch.Generator | None = None,
+    target: str = "noise",
 ) -> torch.Tensor:
     """DDPM's objective: noise a batch at random steps, and score the denoiser's guess of that noise.
 
     With `drop_condition` > 0 that share of the rows hides its condition from the denoiser, which so learns
-    the unconditional prediction that classifier-free guidance needs too.
+    the unconditional prediction that classifier-free guidance needs too. With target="clean" the denoiser
+    guesses the clean x_0 instead (wrap it in `noise_from_clean` to sample): at the noisiest steps the noise
+    is easy to guess from x_t alone, so a noise-predicting network learns little there about its condition,
+    while a clean-predicting one must say what the sample is.
     """
+    if target not in ("noise", "clean"):
+        raise InputError(f"target must be 'noise' or 'clean', got {target!r}")
     batch = len(x0)
     t = torch.randint(schedule.steps, (batch,), generator=generator).to(x0.device)
     noise = torch.randn(x0.shape, generator=generator).to(x0.device)
     keep = (torch.rand(batch, generator=generator) >= drop_condition).to(x0.device)
     predicted = denoiser(schedule.add_noise(x0, t, noise), t, condition, keep)
-    return F.mse_loss(predicted, noise)
+    return F.mse_loss(predicted, noise if target == "noise" else x0)
+
+
+def noise_from_clean(denoiser: Denoiser, schedule: NoiseSchedule) -> Denoiser:
+    """A noise-predicting denoiser made of one that predicts the clean x_0: the noise that x_t and that x_0
+    imply, (x_t - sqrt(a_t) x_0) / sqrt(1 - a_t). Samplers written for noise prediction then take it as is."""
+
+    def noise(x: torch.Tensor, t: torch.Tensor, condition: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        a = schedule.alpha_bars.to(x.device)[t].view(-1, *[1] * (x.ndim - 1))
+        return (x - a.sqrt() * denoiser(x, t, condition, keep)) / (1 - a).sqrt()
+
+    return noise
 
 
 def sampling_timesteps(schedule: NoiseSchedule, steps: int) -> list[int]:
@@ -108,21 +128,30 @@ def ddim_sample(
     steps: int = 25,
     guidance_scale: float = 1.0,
     generator: torch.Generator | None = None,
+    bound: float = 3.0,
+    noise_estimate: NoiseEstimate | None = None,
 ) -> torch.Tensor:
     """Samples [B, *shape], one per row of `condition` [B, ...], by DDIM with eta = 0 from pure noise.
 
     guidance_scale 1 uses the conditional prediction alone, 0 the unconditional one alone; other values mix
-    them as classifier-free guidance does, both computed in one batch of 2B rows.
+    them as classifier-free guidance does, both computed in one batch of 2B rows (`guided_noise`, unless
+    `noise_estimate` says otherwise: benchmarks/bench_dalle2.py times the two passes one after the other).
+
+    Each step's estimate of x_0 is clamped to [-bound, bound], the range the data lives in (DDPM clamps
+    pixels to [-1, 1] the same way): at the noisiest steps sqrt(a_t) is about 0.00005, and dividing by it
+    would blow the smallest error in the predicted noise up into samples far outside the data.
     """
+    noise_estimate = noise_estimate or guided_noise
     scale = check_guidance_scale(guidance_scale)
     batch, device = len(condition), condition.device
     x = torch.randn((batch, *shape), generator=generator).to(device)
     timesteps = sampling_timesteps(schedule, steps)
     alpha_bars = schedule.alpha_bars.to(device)
     for k, t in enumerate(timesteps):
-        noise = guided_noise(denoiser, x, t, condition, scale)
+        noise = noise_estimate(denoiser, x, t, condition, scale)
         a = alpha_bars[t]
-        x0 = (x - (1 - a).sqrt() * noise) / a.sqrt()
+        x0 = ((x - (1 - a).sqrt() * noise) / a.sqrt()).clamp(-bound, bound)
+        noise = (x - a.sqrt() * x0) / (1 - a).sqrt()  # the noise that the clamped x_0 implies
         a_next = alpha_bars[timesteps[k + 1]] if k + 1 < len(timesteps) else torch.tensor(1.0)
         x = a_next.sqrt() * x0 + (1 - a_next).sqrt() * noise
     return x

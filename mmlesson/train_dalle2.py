@@ -35,6 +35,7 @@ from mmlesson.dalle2 import (
     PRIORS,
     Dalle2,
     DecoderConfig,
+    LatentDenoiser,
     LinearPrior,
     PriorConfig,
     PriorDenoiser,
@@ -53,6 +54,8 @@ __all__ = [
     "train_denoiser",
     "train_dalle2",
     "evaluate_dalle2",
+    "snapping_agreement",
+    "variations_keep",
 ]
 
 EVALUATION_SEED = 1000  # sampling seed of the evaluation (training never samples)
@@ -112,7 +115,7 @@ def embed_world(
         pixels = batch.to_tensor()
         with torch.no_grad():
             latents.append(vqgan.latents_from_indices(vqgan.encode(pixels)).cpu())
-        images.append(clip.encode_images(pixels))
+        images.append(clip.encode_images(clip.normalize_pixels(pixels)))
         texts.append(clip.encode_texts(captions))
     return Dalle2Data(torch.cat(latents), torch.cat(images), torch.cat(texts))
 
@@ -125,8 +128,10 @@ def train_denoiser(
     settings: Dalle2Training,
     progress: bool = True,
     desc: str = "training",
+    target: str = "noise",
 ) -> list[float]:
-    """Train a denoiser in place on random batches of (x0, condition) pairs; returns every step's loss."""
+    """Train a denoiser in place on random batches of (x0, condition) pairs to predict `target` ("noise" or
+    "clean", see `diffusion.noise_prediction_loss`); returns every step's loss."""
     generator = torch.Generator().manual_seed(settings.seed)
     schedule = NoiseSchedule.cosine()
     optimizer = torch.optim.AdamW(
@@ -140,7 +145,7 @@ def train_denoiser(
         )
         rows = torch.randint(len(x0), (settings.batch_size,), generator=generator)
         loss = noise_prediction_loss(
-            denoiser, x0[rows], condition[rows], schedule, settings.drop_condition, generator
+            denoiser, x0[rows], condition[rows], schedule, settings.drop_condition, generator, target
         )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -160,32 +165,45 @@ def train_dalle2(
     decoder_config = DecoderConfig(width=settings.width, layers=settings.layers)
     dalle2 = assemble(clip, vqgan, decoder_config, PriorConfig())
     decoder = dalle2.decoder
-    decoder.latent_mean.copy_(pairs.latents.mean(dim=(0, 2, 3)))
-    decoder.latent_std.copy_((pairs.latents - decoder.latent_mean[:, None, None]).std())
+    decoder.fit_latent_space(pairs.latents)
+    latents = decoder.normalize(pairs.latents)
+    embeddings = pairs.image_embeddings * PriorDenoiser.embedding_scale(pairs.image_embeddings.shape[1])
+    dalle2.diffusion_prior.bound.copy_(embeddings.abs().max())
     losses = {
         "decoder": train_denoiser(
             decoder,
-            decoder.normalize(pairs.latents),
+            latents,
             pairs.image_embeddings,
             settings.decoder_steps,
             settings,
             progress,
             "decoder",
+            target="clean",
         ),
         "prior": train_denoiser(
             dalle2.diffusion_prior,
-            pairs.image_embeddings * PriorDenoiser.embedding_scale(pairs.image_embeddings.shape[1]),
+            embeddings,
             pairs.text_embeddings,
             settings.prior_steps,
             settings,
             progress,
             "prior",
+            target="clean",
         ),
     }
     dalle2.linear_prior.load_state_dict(
         LinearPrior.fit(pairs.text_embeddings, pairs.image_embeddings).state_dict()
     )
     return dalle2, losses
+
+
+def snapping_agreement(decoder: LatentDenoiser, vqgan: VQGAN, latents: torch.Tensor) -> float:
+    """The share of latent cells that snap to the same codebook entry after `decoder.normalize` and back:
+    what the decoder's principal directions keep of the VQGAN's latents (1.0: everything)."""
+    with torch.no_grad():
+        _, before, _ = vqgan.quantize_latents(latents)
+        _, after, _ = vqgan.quantize_latents(decoder.denormalize(decoder.normalize(latents)))
+    return (before == after).float().mean().item()
 
 
 def evaluate_dalle2(
@@ -210,6 +228,18 @@ def evaluate_dalle2(
         return dalle2.generate(captions, n, batch_seed, **options)
 
     return judge.evaluate_generator(draw, clip, attributes, samples, seed)
+
+
+def variations_keep(
+    dalle2: Dalle2, pictures: data.ShapesBatch, n: int = 4, seed: int = EVALUATION_SEED
+) -> dict[str, float]:
+    """The share of `n` variations per picture whose color, position and shape are the picture's."""
+    images, expected = [], []
+    for k, (image, attributes) in enumerate(zip(pictures.images, pictures.attributes)):
+        images += dalle2.variations(image, n=n, seed=seed + k)
+        expected += [attributes] * n
+    verdict = judge.match_attributes(dalle2.clip, images, expected)
+    return {name: sum(matches) / len(matches) for name, matches in verdict.items()}
 
 
 if (

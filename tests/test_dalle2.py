@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 import mmlesson
+from mmlesson import data
 from mmlesson.clip import load_tiny_clip
 from mmlesson.dalle2 import (
     PRIORS,
@@ -20,6 +21,7 @@ from mmlesson.dalle2 import (
     assemble,
 )
 from mmlesson.errors import InputError, MMLessonError
+from mmlesson.train_dalle2 import embed_world
 from mmlesson.vqgan import load_tiny_vqgan
 
 FEW_STEPS = 2  # sampling steps: enough to exercise the loop
@@ -33,10 +35,10 @@ def dalle2():
 
 
 def test_patches_round_trip_and_keep_places_apart():
-    decoder = LatentDenoiser(DecoderConfig())
-    x = torch.randn(2, 64, 8, 8)
+    decoder = LatentDenoiser(DecoderConfig(components=12, patch=2))
+    x = torch.randn(2, 12, 8, 8)
     patches = decoder.to_patches(x)
-    assert patches.shape == (2, 16, 256)
+    assert patches.shape == (2, 16, 48)
     assert torch.equal(decoder.from_patches(patches), x)
     x[:, :, :2, :2] = 0  # the top-left 2x2 cells are the first token, and only it
     assert (decoder.to_patches(x)[:, 0] == 0).all() and (decoder.to_patches(x)[:, 1] != 0).all()
@@ -44,9 +46,33 @@ def test_patches_round_trip_and_keep_places_apart():
 
 def test_the_decoder_predicts_noise_of_the_latents_shape():
     decoder = LatentDenoiser(DecoderConfig())
-    x, t = torch.randn(3, 64, 8, 8), torch.tensor([0, 500, 999])
+    x, t = torch.randn(3, decoder.config.components, 8, 8), torch.tensor([0, 500, 999])
     keep = torch.tensor([True, False, True])
     assert decoder(x, t, torch.randn(3, 128), keep).shape == x.shape
+
+
+def test_the_latent_space_is_fitted_to_unit_variance_and_round_trips_what_it_keeps():
+    generator = torch.Generator().manual_seed(0)
+    # latents that vary along 3 directions of 64, with very different spreads, as the VQGAN's do
+    directions = torch.linalg.qr(torch.randn(64, 3, generator=generator)).Q.T
+    weights = torch.randn(400, 8, 8, 3, generator=generator) * torch.tensor([10.0, 1.0, 0.05])
+    latents = (weights @ directions + 0.5).permute(0, 3, 1, 2)
+    decoder = LatentDenoiser(DecoderConfig(components=3))
+    decoder.fit_latent_space(latents)
+    normalized = decoder.normalize(latents)
+    assert normalized.shape == (400, 3, 8, 8)
+    assert torch.allclose(normalized.std(dim=(0, 2, 3)), torch.ones(3), atol=1e-3)
+    assert torch.allclose(decoder.denormalize(normalized), latents, atol=1e-4)
+    assert 1.0 < decoder.bound.item() <= normalized.abs().max().item()
+
+
+def test_training_pictures_get_the_embeddings_clip_gives_their_images(dalle2):
+    world = data.ShapesWorld(seed=5)
+    pairs = embed_world(dalle2.clip, dalle2.vqgan, world, 6, progress=False)
+    pictures = world.sample(6)
+    assert pairs.latents.shape == (6, 64, 8, 8)
+    assert torch.allclose(pairs.image_embeddings, dalle2.clip.encode_images(pictures.images), atol=1e-4)
+    assert torch.allclose(pairs.text_embeddings.norm(dim=1), torch.ones(6), atol=1e-5)
 
 
 def test_the_linear_prior_fits_a_linear_map_and_returns_unit_vectors():

@@ -70,6 +70,17 @@ def test_ddim_with_the_perfect_denoiser_returns_the_data_point():
         assert torch.allclose(samples, point.expand(5, 3), atol=2e-3), steps  # float32 rounding at t=999
 
 
+def test_a_slightly_wrong_denoiser_still_ends_near_the_data_and_never_outside_the_bound():
+    point = torch.tensor([0.5, -0.5])
+
+    def slightly_wrong(x, t, condition, keep):  # at t=999 this error alone puts x_0 200 away
+        return oracle_for(point)(x, t, condition, keep) + 0.01
+
+    samples = ddim_sample(slightly_wrong, torch.zeros(8, 1), (2,), SCHEDULE, 25, bound=2.0)
+    assert samples.abs().max() <= 2.0
+    assert torch.allclose(samples, point.expand(8, 2), atol=0.05)
+
+
 def test_guidance_mixes_the_two_predictions_in_one_batch():
     calls = []
 

@@ -58,7 +58,14 @@ from mmlesson.train_dalle import (
     new_tiny_dalle,
     train_dalle,
 )
-from mmlesson.train_dalle2 import Dalle2Training, embed_world, evaluate_dalle2, train_dalle2
+from mmlesson.train_dalle2 import (
+    Dalle2Training,
+    embed_world,
+    evaluate_dalle2,
+    snapping_agreement,
+    train_dalle2,
+    variations_keep,
+)
 from mmlesson.train_vqgan import VqganEvaluation, VqganTraining, evaluate_vqgan, train_vqgan
 from mmlesson.vqgan import TINY_VQGAN_NAME, VQGAN, load_tiny_vqgan, tiny_vqgan_config
 
@@ -328,6 +335,9 @@ def dalle2_seconds_per_image(dalle2: Dalle2, n: int, repeats: int = 3) -> float:
     return best_seconds(lambda: dalle2.generate("a large red circle on the left", n), repeats) / n
 
 
+VARIATIONS_SEED = 2000  # the pictures whose variations are measured: a world training never drew from
+
+
 def train_dalle2_command(argv: list[str]) -> int:
     settings, options = start("dalle2", Dalle2Training, argv)
     clip, vqgan = load_tiny_clip(torch.device("cpu")), load_tiny_vqgan().eval()
@@ -344,6 +354,8 @@ def train_dalle2_command(argv: list[str]) -> int:
         prior: {k: round(v, 4) for k, v in evaluate_dalle2(dalle2, clip, attributes, prior=prior).items()}
         for prior in PRIORS
     }
+    pictures = data.ShapesWorld(seed=VARIATIONS_SEED).sample(50)
+    metrics["variations_keep"] = {k: round(v, 4) for k, v in variations_keep(dalle2, pictures).items()}
     metrics["seconds_per_image"] = round(dalle2_seconds_per_image(dalle2, 1), 4)
     metrics["seconds_per_image_in_batches_of_8"] = round(dalle2_seconds_per_image(dalle2, 8), 4)
     record = {
@@ -361,6 +373,7 @@ def train_dalle2_command(argv: list[str]) -> int:
             "captions partial",
             "held_out_combos": [list(pair) for pair in HELD_OUT],
             "embedding_time_s": round(embedding_time, 1),
+            "snapping_agreement": round(snapping_agreement(dalle2.decoder, vqgan, pairs.latents[:2000]), 5),
         },
         "metrics": metrics,
         "evaluation": {
