@@ -32,6 +32,7 @@ from torch import nn
 from mmlesson import data, judge, runtime
 from mmlesson.clip import ClipBundle
 from mmlesson.dalle2 import (
+    DEFAULT_PRIOR,
     PRIORS,
     Dalle2,
     DecoderConfig,
@@ -211,7 +212,7 @@ def evaluate_dalle2(
     clip: ClipBundle,
     attributes: list[dict],
     samples: int = 4,
-    prior: str = "diffusion",
+    prior: str = DEFAULT_PRIOR,
     guidance_scale: float | None = None,
     steps: int | None = None,
     seed: int = EVALUATION_SEED,

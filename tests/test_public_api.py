@@ -20,8 +20,9 @@ from tests.helpers import ROOT
 # The modules a lesson may use. Everything in mmlesson.course is infrastructure, and so are checks and
 # errors (a notebook catches MMLessonError, which the package itself exports): a notebook never imports them.
 LESSON_MODULES = (
-    "clip", "dalle", "data", "guided", "images", "judge", "losses", "runtime", "schedule", "search",
-    "train_clip", "train_dalle", "train_vqgan", "viz", "vqgan", "zeroshot",
+    "clip", "dalle", "dalle2", "data", "diffusion", "guided", "images", "judge", "losses", "runtime",
+    "schedule", "search", "train_clip", "train_dalle", "train_dalle2", "train_vqgan", "viz", "vqgan",
+    "zeroshot",
 )  # fmt: skip
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
