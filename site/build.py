@@ -41,10 +41,9 @@ from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+from mmlesson.course.i18n.build import repository_url
+from mmlesson.course.i18n.project import Project
+from mmlesson.course.i18n.project import language_name as translated_language_name
 
 SITE_DIR = Path(__file__).resolve().parent
 ROOT = SITE_DIR.parent
@@ -96,8 +95,7 @@ class Course:
 
     @property
     def repository(self) -> str:
-        project = tomllib.loads((self.root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-        return project["urls"]["Repository"].rstrip("/")
+        return repository_url(self.root)
 
     @property
     def site_url(self) -> str:
@@ -131,13 +129,12 @@ class Course:
 
 def find_course(root: Path, wanted: list[str] | None) -> Course:
     """The languages (English first, then translations/<lang>/ with a po/ folder) and the pages of each."""
+    project = Project(root)
     languages = [Language("en", "")]
-    translations = root / "translations"
-    if translations.is_dir():
-        languages += [
-            Language(p.parent.name, f"translations/{p.parent.name}") for p in translations.glob("*/po")
-        ]
-    languages = [languages[0], *sorted(languages[1:], key=lambda language: language.code)]
+    languages += [
+        Language(code, project.language_dir(code).relative_to(root).as_posix())
+        for code in project.languages()
+    ]
     if wanted:
         unknown = set(wanted) - {language.code for language in languages}
         if unknown:
@@ -151,7 +148,7 @@ def find_course(root: Path, wanted: list[str] | None) -> Course:
     languages = [language for language in languages if language.code not in left_out]
 
     course = Course(root, languages, left_out=left_out)
-    course.lessons = [p.stem for p in sorted((root / "notebooks").glob(LESSON_GLOB))]
+    course.lessons = [p.stem for p in project.notebooks()]
     if not course.lessons:
         raise BuildError([f"notebooks/: no lessons ({LESSON_GLOB}) in {root}"])
     problems = []
@@ -188,15 +185,10 @@ def strings(lang: str) -> dict[str, str]:
 
 
 def language_name(code: str) -> str:
-    """A language's name in that language: 'Tiếng Việt' for vi, '中文 (简体)' for zh-CN (the script, where a
-    tag names one, says more than the country; as `python -m mmlesson i18n` names languages)."""
-    from babel import Locale
-
-    locale = Locale.parse(code, sep="-")
-    if locale.script:
-        locale = Locale(locale.language, script=locale.script)
-    name = locale.get_display_name() or code
-    return name[:1].upper() + name[1:]
+    """A language's name in that language, as the switcher shows it: 'Tiếng Việt' for vi, '中文 (简体)' for
+    zh-CN (the first half of the name `python -m mmlesson i18n` gives it, 'Tiếng Việt / Vietnamese')."""
+    native = translated_language_name(code).split(" / ")[0]
+    return native[:1].upper() + native[1:]
 
 
 # --- markdown: links and images -----------------------------------------------------------------------------
