@@ -50,6 +50,8 @@ __all__ = [
     "speed_recall_curves",
     "batch_size_curves",
     "compare_curves",
+    "softmax_row",
+    "loss_against_scale",
 ]
 
 ImageLike = Any  # a PIL image, a numpy array (H, W, 3) or a torch tensor [3, H, W]
@@ -723,6 +725,35 @@ def compare_curves(
         ax.plot(curve, linestyle=dash, marker=marker, markersize=size, linewidth=width, label=name)
     _label_axes(ax, xlabel, ylabel, title)
     return fig
+
+
+def softmax_row(ax: Axes, cosines: ScoresLike, names: Sequence[str], right: int, scale: float) -> None:
+    """Bars on `ax`: the softmax of one row of cosines at `scale` (lesson 1's temperature), the right text
+    in orange. The title shows the scale as a slider does (3 significant digits)."""
+    row = _to_numpy(cosines, "cosines").astype(np.float64)
+    _check_length(names, len(row), "names", "cosine")
+    probabilities = np.exp(scale * row - (scale * row).max())
+    probabilities /= probabilities.sum()
+    colors = ["tab:orange" if k == right else "tab:blue" for k in range(len(row))]
+    ax.bar(range(len(row)), probabilities, color=colors)
+    ax.set_xticks(range(len(row)), names, rotation=60, ha="right", fontsize=7)
+    ax.set_ylim(0, 1)
+    ax.set_title(f"scale {scale:.3g}", fontsize=9)
+
+
+def loss_against_scale(
+    ax: Axes, scales: ScoresLike, losses: Mapping[str, ScoresLike], batch_size: int, learned_scale: float
+) -> None:
+    """Lines on `ax`: each model's loss of one batch as the logit scale varies (log axis), with log N (what
+    a model that knows nothing pays) and the scale the model learned."""
+    x = _to_numpy(scales, "scales")
+    for label, values in losses.items():
+        ax.plot(x, _to_numpy(values, f"losses[{label!r}]"), label=label)
+    ax.axhline(math.log(batch_size), color="gray", linestyle="--", label="log N")
+    ax.axvline(learned_scale, color="tab:green", linestyle=":", label="learned scale")
+    ax.set(xscale="log", xlabel="scale t", ylabel="loss of the batch")
+    ax.set_title("the loss as the scale varies", fontsize=9)
+    ax.legend(fontsize=7)
 
 
 def _label_axes(ax, xlabel: str, ylabel: str, title: str | None) -> None:

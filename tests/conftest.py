@@ -18,6 +18,14 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("MMLESSON_PROFILE", "tiny")
 os.environ.setdefault("MMLESSON_CACHE", tempfile.mkdtemp(prefix="mmlesson-test-cache-"))
 os.environ.setdefault("MPLBACKEND", "Agg")
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    # Workers run side by side (pyproject's -n): each takes its share of the cores, and so do the kernels
+    # and processes it starts. More threads than cores would not only share them: PyTorch's OpenMP threads
+    # wait for each other by spinning, so an oversubscribed machine runs many times slower.
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    share = max(1, cores // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    for variable in ("MMLESSON_THREADS", "OMP_NUM_THREADS"):
+        os.environ.setdefault(variable, str(share))
 for proxy in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
     os.environ.pop(proxy, None)  # the loopback server must be reached directly
 

@@ -11,11 +11,11 @@ import sys
 
 import pytest
 
-from mmlesson.course import assets, cli
+from mmlesson.course import assets, cli, training
 from mmlesson.course.training import parse_settings
 from mmlesson.errors import MMLessonError
 from mmlesson.train_dalle import DalleTraining
-from mmlesson.train_vqgan import VqganTraining
+from mmlesson.train_vqgan import VqganEvaluation, VqganTraining
 from tests.helpers import command_gives_the_recorded_settings
 
 
@@ -138,11 +138,13 @@ def test_assets_lists_an_unreadable_file_as_such(cache, full_profile_on_loopback
 
 
 @pytest.mark.slow
-def test_train_writes_weights_and_a_manifest_whose_command_gives_its_settings(tmp_path, capsys):
+def test_train_writes_weights_and_a_manifest_whose_command_gives_its_settings(tmp_path, capsys, monkeypatch):
+    # measured on 100 held-out images instead of 1000 (a minute on one thread): the manifest must say so
+    monkeypatch.setattr(training, "VqganEvaluation", lambda: VqganEvaluation(images=100))
     assert cli.main(["train", "vqgan", "--steps", "2", "--batch-size", "2", "--out", str(tmp_path)]) == 0
     manifest = json.loads((tmp_path / "mmlesson-tiny-vqgan.manifest.json").read_text())
     assert command_gives_the_recorded_settings(manifest["training"], "vqgan", VqganTraining)
-    assert manifest["training"]["settings"]["steps"] == 2 and manifest["evaluation"]["images"] == 1000
+    assert manifest["training"]["settings"]["steps"] == 2 and manifest["evaluation"]["images"] == 100
     assert (tmp_path / "mmlesson-tiny-vqgan.safetensors").is_file()
     assert "wrote mmlesson-tiny-vqgan.manifest.json" in capsys.readouterr().out
 

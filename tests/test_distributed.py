@@ -23,6 +23,10 @@ from mmlesson.course.resume import latest_checkpoint
 from mmlesson.errors import InputError
 from mmlesson.train_clip import worker_share
 
+# Each test launches processes that train for a while: minutes in all, so CI runs them (pytest -m "not slow"
+# leaves them out).
+pytestmark = pytest.mark.slow
+
 TIMEOUT_S = 300
 # A short warm-up, so that six steps move the weights by far more than rounding does.
 RUN = ["--steps", "6", "--batch-size", "32", "--seed", "5", "--warmup", "1", "--checkpoint-every", "3"]

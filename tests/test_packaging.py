@@ -18,10 +18,13 @@ import yaml
 
 from tests.helpers import ROOT, names, project, requirement_key
 
+# The extras a learner's environment holds; `site` and `browser` build and test the website (CI, maintainers).
+ENVIRONMENT_EXTRAS = ("lab", "i18n", "test")
+
 
 def pyproject_requirements() -> set[tuple[str, str]]:
-    """The dependencies and every extra (lab, i18n, test), without the test extra's self-reference."""
-    extras = project()["optional-dependencies"].values()
+    """The dependencies and the extras of ENVIRONMENT_EXTRAS, without the test extra's self-reference."""
+    extras = [project()["optional-dependencies"][name] for name in ENVIRONMENT_EXTRAS]
     listed = project()["dependencies"] + [requirement for extra in extras for requirement in extra]
     keys = {requirement_key(r) for r in listed if "python_version <" not in r}
     return {(name, specifier) for name, specifier in keys if name != "mmlesson"}
@@ -88,6 +91,11 @@ def readme_command(marker: str) -> str:
 def test_readme_commands_install_the_extras_they_need():
     assert 'pip install -e ".[lab]"' in readme_command("<!-- open-command -->")
     assert 'pip install -e ".[test]"' in readme_command("<!-- test-command -->")
+    assert 'pip install -e ".[site]"' in readme_command("<!-- site-command -->")
+
+
+def test_the_environment_covers_every_extra_but_the_website_tools():
+    assert set(project()["optional-dependencies"]) == {*ENVIRONMENT_EXTRAS, "site", "browser"}
 
 
 @functools.cache

@@ -278,6 +278,13 @@ BAD_INPUTS = {
         lambda: viz.loss_curve({"train": np.zeros((2, 2))}),
         r"values\['train'\] must be a non-empty 1-D.*\[2, 2\]",
     ),
+    "sweep-empty": (lambda: viz.batch_size_curves([]), "non-empty list of dicts"),
+    "sweep-key": (lambda: viz.batch_size_curves([{"batch_size": 8}]), "eval_loss"),
+    "compare-none": (lambda: viz.compare_curves({}), "at least one curve"),
+    "compare-2d": (
+        lambda: viz.compare_curves({"a": np.zeros((2, 2))}),
+        r"curves\['a'\] must be a non-empty 1-D",
+    ),
 }
 
 
@@ -524,18 +531,25 @@ def test_compare_curves_keeps_identical_curves_visible():
     assert first.get_marker() != second.get_marker() and first.get_linewidth() > second.get_linewidth()
 
 
-LESSON_8_BAD_INPUTS = {
-    "sweep-empty": (lambda: viz.batch_size_curves([]), "non-empty list of dicts"),
-    "sweep-key": (lambda: viz.batch_size_curves([{"batch_size": 8}]), "eval_loss"),
-    "compare-none": (lambda: viz.compare_curves({}), "at least one curve"),
-    "compare-2d": (
-        lambda: viz.compare_curves({"a": np.zeros((2, 2))}),
-        r"curves\['a'\] must be a non-empty 1-D",
-    ),
-}
+def test_softmax_row_draws_the_softmax_at_the_scale_with_the_right_text_in_orange():
+    figure = viz.CourseFigure()
+    ax = figure.subplots()
+    cosines = torch.tensor([0.2, 0.9, 0.1])
+    viz.softmax_row(ax, cosines, ["a", "b", "c"], right=1, scale=10)
+    heights = [bar.get_height() for bar in ax.patches]
+    assert heights == pytest.approx((10 * cosines).softmax(dim=0).tolist(), abs=1e-6)
+    assert [bar.get_facecolor() for bar in ax.patches][1] == matplotlib.colors.to_rgba("tab:orange")
+    assert ax.get_title() == "scale 10"
+    with pytest.raises(ValueError, match="expected 3 names"):
+        viz.softmax_row(ax, cosines, ["a", "b"], right=0, scale=1)
 
 
-@pytest.mark.parametrize(("call", "match"), LESSON_8_BAD_INPUTS.values(), ids=LESSON_8_BAD_INPUTS.keys())
-def test_lesson_8_figures_say_what_input_they_expected(call, match):
-    with pytest.raises(ValueError, match=match):
-        call()
+def test_loss_against_scale_draws_each_model_log_n_and_the_learned_scale():
+    figure = viz.CourseFigure()
+    ax = figure.subplots()
+    scales = torch.logspace(-1, 2, 5)
+    viz.loss_against_scale(ax, scales, {"untrained": [2.0] * 5, "trained": [1.0] * 5}, 8, learned_scale=14.3)
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert labels == ["untrained", "trained", "log N", "learned scale"]
+    assert ax.get_lines()[2].get_ydata()[0] == pytest.approx(np.log(8))
+    assert ax.get_lines()[3].get_xdata()[0] == 14.3 and ax.get_xscale() == "log"

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import random
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from mmlesson.course.assets import written_atomically
 from mmlesson.errors import InputError
 from mmlesson.train_clip import ClipRunState, ClipTraining, new_run_state
 
@@ -51,9 +51,8 @@ def save_run(out: Path, model: torch.nn.Module, state: ClipRunState, settings: C
     }
     path = checkpoint_path(out, state.step)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    save_file(tensors, str(partial), metadata={"mmlesson": json.dumps(about)})
-    os.replace(partial, path)
+    with written_atomically(path) as temporary:
+        save_file(tensors, str(temporary), metadata={"mmlesson": json.dumps(about)})
     return path
 
 

@@ -70,10 +70,8 @@ from mmlesson.train_vqgan import VqganEvaluation, VqganTraining, evaluate_vqgan,
 from mmlesson.vqgan import TINY_VQGAN_NAME, VQGAN, load_tiny_vqgan, tiny_vqgan_config
 
 COMMAND = "python -m mmlesson train"
-AS_SHIPPED = "float16, as shipped"
-BATCH_SWEEP_FILE = (
-    "clip-batch-sweep.json"  # lesson 8 reads it  # what the evaluation measures (see as_shipped)
-)
+AS_SHIPPED = "float16, as shipped"  # what the evaluation measures (see as_shipped)
+BATCH_SWEEP_FILE = "clip-batch-sweep.json"  # lesson 8 reads it
 
 
 def settings_parser(model: str, settings: type) -> argparse.ArgumentParser:
