@@ -8,12 +8,14 @@ Both are diffusion models (`mmlesson.diffusion`). This module is that design at 
 
 - CLIP: the shipped tiny CLIP (128-dimensional embeddings), frozen;
 - the decoder: diffusion in the tiny VQGAN's latent grid (8x8 cells of 64 numbers), as latent diffusion
-  (Stable Diffusion) does, not in pixels: 48 times fewer numbers per image, so it trains and samples on a
-  CPU (lesson 7 measures the difference). Its network is a small transformer over the 64 cells whose
-  layer norms are scaled and shifted by the step and the image embedding (adaLN, as in DiT). The finished
-  latents are snapped to the VQGAN's codebook and painted by its decoder;
-- the prior: either the least-squares linear map of lesson 5 or a diffusion prior, a small MLP denoiser
-  over image embeddings conditioned on the text embedding (DALL-E 2's is a transformer);
+  (Stable Diffusion) does, not in pixels, and there in the latents' 12 principal directions, each scaled to
+  unit variance (`DecoderConfig` says why): 768 numbers per picture instead of 12,288, so it trains and
+  samples on a CPU. Its network is a small transformer over 2x2 squares of cells whose layer norms are
+  scaled and shifted by the step and the image embedding (adaLN, as in DiT); it predicts the clean latents,
+  not the noise (lesson 7 says why). The finished latents are snapped to the VQGAN's codebook and painted
+  by its decoder;
+- the prior: the least-squares linear map of lesson 5 (the default: it measured better) or a diffusion
+  prior, a small MLP over image embeddings conditioned on the text embedding (DALL-E 2's is a transformer);
 - classifier-free guidance for both: the condition is hidden for a tenth of the training steps.
 
     >>> dalle2 = load_dalle2("tiny")

@@ -10,7 +10,8 @@ out (`data.HELD_OUT`: neither the CLIP nor the decoder nor the prior sees a red 
 tiny-VQGAN latents (the codebook entries of its tokens), its CLIP image embedding, and the CLIP text
 embedding of a caption (the world's own, or one naming only some attributes). Then three parts are fitted:
 
-- the decoder learns p(latents | image embedding) with DDPM's noise-prediction loss, the embedding hidden
+- the decoder learns p(latents | image embedding) with DDPM's objective, predicting the clean latents
+  (target="clean") in their principal directions (`LatentDenoiser.fit_latent_space`), the embedding hidden
   for `drop_condition` of the rows (classifier-free guidance);
 - the diffusion prior learns p(image embedding | text embedding) the same way;
 - the linear prior is the least-squares map from text to image embeddings (lesson 5's).
