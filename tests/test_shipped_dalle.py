@@ -7,7 +7,7 @@ import json
 import pytest
 
 import mmlesson
-from mmlesson import judge, train_dalle
+from mmlesson import data, judge, train_dalle
 from mmlesson.course import assets
 from mmlesson.course.assets import read_manifest
 from mmlesson.dalle import GPT, TINY_DALLE_NAME, Dalle, load_tiny_dalle
@@ -50,7 +50,7 @@ def test_manifest_records_how_the_weights_were_made(manifest):
     training = manifest["training"]
     assert command_gives_the_recorded_settings(training, "dalle", DalleTraining)
     assert {"wall_time_s", "threads", "data", "final_loss"} <= training.keys()
-    assert [tuple(pair) for pair in training["held_out_combos"]] == list(train_dalle.HELD_OUT)
+    assert [tuple(pair) for pair in training["held_out_combos"]] == list(data.HELD_OUT)
     assert manifest["tokenizer"]["words"] == train_dalle.course_words()
     vqgan = read_manifest(TINY_VQGAN_NAME)
     assert manifest["vqgan_sha256"] == vqgan["files"][vqgan["weights"]]["sha256"]
