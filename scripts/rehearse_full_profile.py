@@ -551,6 +551,8 @@ def rehearse(lesson: str, notebook: Path, env: dict[str, str], cell_timeout: int
     import nbformat
     from nbclient import NotebookClient
 
+    from mmlesson.course.kernels import wait_in_slices
+
     nb = nbformat.read(notebook, as_version=4)
     result = LessonResult(lesson)
     client = NotebookClient(
@@ -562,6 +564,7 @@ def rehearse(lesson: str, notebook: Path, env: dict[str, str], cell_timeout: int
     started = time.perf_counter()
     client.reset_execution_trackers()
     with client.setup_kernel(env=env):
+        wait_in_slices(client)
         sampler = PeakSampler(getattr(client.km.provisioner, "pid", None))
         _run_cells(client, nb, result, log)
         result.seconds = time.perf_counter() - started

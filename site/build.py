@@ -42,8 +42,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 from mmlesson.course.i18n.build import repository_url
-from mmlesson.course.i18n.project import Project
-from mmlesson.course.i18n.project import language_name as translated_language_name
+from mmlesson.course.i18n.project import Project, native_language_name
 
 SITE_DIR = Path(__file__).resolve().parent
 ROOT = SITE_DIR.parent
@@ -185,9 +184,9 @@ def strings(lang: str) -> dict[str, str]:
 
 
 def language_name(code: str) -> str:
-    """A language's name in that language, as the switcher shows it: 'Tiếng Việt' for vi, '中文 (简体)' for
-    zh-CN (the first half of the name `python -m mmlesson i18n` gives it, 'Tiếng Việt / Vietnamese')."""
-    native = translated_language_name(code).split(" / ")[0]
+    """A language's name in that language, capitalized as the switcher shows it: 'Tiếng Việt' for vi,
+    '中文 (简体)' for zh-CN, 'Español' for es."""
+    native = native_language_name(code)
     return native[:1].upper() + native[1:]
 
 

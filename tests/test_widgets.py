@@ -35,15 +35,14 @@ import os
 import re
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from queue import Empty
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from mmlesson.course.kernels import wait_in_slices
 from tests.helpers import pip, require_index
 from tests.test_colab import FREEZES, canonical, read_freeze
 
@@ -265,30 +264,6 @@ def prepared(lesson: Lesson, cells: list) -> list:
     return kept
 
 
-def wait_in_slices(channel, slice_s: float = 1.0) -> None:
-    """Make the kernel client's `channel.get_msg` wait for a message in slices of at most `slice_s`.
-
-    pyzmq's asyncio sockets learn that a message has come from an edge-triggered file descriptor, and libzmq
-    documents that a socket can become readable without a new edge. When that happens the wait runs to its
-    timeout, and only the poll at its end finds the message that came long before. nbclient waits for a
-    cell's reply with the cell's whole timeout (300 s here): in CI a widget drive then took about 330 s
-    instead of 30, and passed. Waiting in short slices bounds such a missed wake-up to `slice_s`.
-    """
-    get_msg = channel.get_msg
-
-    async def get_msg_in_slices(timeout: float | None = None):
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            left = slice_s if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                return await get_msg(timeout=min(slice_s, left))
-            except Empty:
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise
-
-    channel.get_msg = get_msg_in_slices
-
-
 def run_widget(lesson: Lesson, pythonpath: Path | None) -> dict:
     """Run the lesson up to its widget cell, then drive the widget; what each step did and showed."""
     notebook = nbformat.read(NOTEBOOKS / lesson.notebook, as_version=4)
@@ -320,8 +295,7 @@ def run_widget(lesson: Lesson, pythonpath: Path | None) -> dict:
     )
     shown = []
     with client.setup_kernel(env=env):
-        wait_in_slices(client.kc.shell_channel)
-        wait_in_slices(client.kc.iopub_channel)
+        wait_in_slices(client)
         for index, cell in enumerate(notebook.cells):
             client.execute_cell(cell, index)
             if cell is setup or cell in steps:

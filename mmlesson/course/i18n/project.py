@@ -36,6 +36,16 @@ def language_name(code: str) -> str:
     Where a script is named (zh-CN is written in Simplified characters), the script says more than the
     country, so the name shows the script: '中文 (简体) / Chinese (Simplified)'.
     """
+    own, english = native_language_name(code), _locale(code).get_display_name("en")
+    return own if own == english else f"{own} / {english}"
+
+
+def native_language_name(code: str) -> str:
+    """The language's name in that language: 'Tiếng Việt' for 'vi', '中文 (简体)' for 'zh-CN'."""
+    return _locale(code).get_display_name()
+
+
+def _locale(code: str):
     from babel import Locale, UnknownLocaleError
 
     try:
@@ -45,10 +55,7 @@ def language_name(code: str) -> str:
             f"{code!r} is not a language code: use an IETF tag such as vi, zh-CN, es or pt-BR "
             "(a hyphen, not an underscore)"
         ) from None
-    if locale.script:
-        locale = Locale(locale.language, script=locale.script)
-    own, english = locale.get_display_name(), locale.get_display_name("en")
-    return own if own == english else f"{own} / {english}"
+    return Locale(locale.language, script=locale.script) if locale.script else locale
 
 
 # --- what there is to translate --------------------------------------------------------------------------
