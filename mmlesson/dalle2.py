@@ -415,9 +415,8 @@ class Dalle2:
                 generator,
                 self.decoder.bound.item(),
             )
-            snapped, _, _ = self.vqgan.quantize_latents(self.decoder.denormalize(x))
-            pixels = self.vqgan.decode_latents(snapped)
-        return tensor_to_pil(((pixels + 1) / 2).clamp(0, 1))
+            _, codes, _ = self.vqgan.quantize_latents(self.decoder.denormalize(x))
+        return tensor_to_pil(self.vqgan.decode(codes))
 
     # -- what lessons call ---------------------------------------------------------------------------------
 

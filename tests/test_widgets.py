@@ -19,7 +19,7 @@ The two kernels:
 
 To keep both kernels together within a few minutes on two cores, the costly cells before a widget run on
 less data than in the lesson, and one cell that checks what the full run achieves is left out (LESSONS says
-which; the test fails if those cells change): lesson 1 trains its tiny CLIP for 40 steps instead of 400 (the
+which; the test fails if those cells change): lesson 1 trains its tiny CLIP for 10 steps instead of 400 (the
 widget then shows a less trained model, through the same code), lesson 2 measures on 150 test shapes instead
 of 600, 60 held-out ones instead of 300 and one few-shot draw of up to 2 examples instead of three of up to
 16, and lesson 3 indexes 300 shapes instead of 3000. nbval runs the whole lessons unchanged. Still, these
@@ -117,7 +117,7 @@ LESSONS = {
         "01_contrastive_loss.ipynb",
         [{"scale": 100.0}, {"row": 3}, {"scale": 1.0}],
         "{str(s): f'{clip_loss(image_emb_after, text_emb_after, s):.3f}' for s in (100.0, 1.0)}",
-        smaller={"09c2dbb0": ("steps, batch_size = 400, 64", "steps, batch_size = 40, 64")},
+        smaller={"09c2dbb0": ("steps, batch_size = 400, 64", "steps, batch_size = 10, 64")},
         left_out={
             "6abceeba": "compares the accuracy before and after the 400 training steps",
             "a7f3c2e1": "checks the accuracy that 400 training steps reach",
