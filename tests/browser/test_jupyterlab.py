@@ -8,7 +8,7 @@ box and presses Enter) and checks that what the widget shows changes, with no er
 bounded; the server is stopped by its PID.
 
 As in tests/test_widgets.py, whose LESSONS and `prepared` this reuses, the cells before a widget run with
-smaller workloads (lesson 1 trains its tiny CLIP for 40 steps instead of 400...); test_widgets.py fails if
+smaller workloads (lesson 1 trains its tiny CLIP for 10 steps instead of 400...); test_widgets.py fails if
 those cells change. The three lessons run at once, in three tabs: one to two minutes on two cores.
 """
 
