@@ -61,12 +61,13 @@ def torchrun(workers: int, out: Path, *options: str, wait: bool = True) -> subpr
     return process
 
 
-def log_lines(out: Path) -> list[str]:
-    return (out / "log.jsonl").read_text(encoding="utf-8").splitlines()
+def log_entries(out: Path) -> list[dict]:
+    """The run's log: one {"step", "loss", "seconds"} per step it finished."""
+    return [json.loads(line) for line in (out / "log.jsonl").read_text(encoding="utf-8").splitlines()]
 
 
 def log_losses(out: Path) -> list[float]:
-    return [json.loads(line)["loss"] for line in log_lines(out)]
+    return [entry["loss"] for entry in log_entries(out)]
 
 
 def manifest_of(out: Path) -> dict:
@@ -141,7 +142,7 @@ def test_a_killed_worker_leaves_the_last_checkpoint_and_the_resumed_run_ends_the
     assert latest_checkpoint(tmp_path).name == "step-000012.safetensors"
     assert mean_difference(final_weights(tmp_path), final_weights(one_worker)) < SAME_WEIGHTS
     # The log has every step, those lost in the crash twice: the replayed steps took the same losses.
-    by_step = {json.loads(line)["step"]: json.loads(line)["loss"] for line in log_lines(tmp_path)}
+    by_step = {entry["step"]: entry["loss"] for entry in log_entries(tmp_path)}
     losses = [by_step[step] for step in sorted(by_step)]
     assert losses == pytest.approx(log_losses(one_worker), abs=SAME_LOSS)
     assert manifest_of(tmp_path)["training"]["world_size"] == 2

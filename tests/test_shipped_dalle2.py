@@ -12,7 +12,7 @@ from mmlesson import data, judge, train_dalle2
 from mmlesson.clip import TINY_CLIP_NAME
 from mmlesson.course import assets
 from mmlesson.course.assets import read_manifest
-from mmlesson.course.training import VARIATIONS_SEED
+from mmlesson.course.training import VARIATIONS_SEED, dalle2_evaluation_record
 from mmlesson.dalle2 import DEFAULT_PRIOR, PRIORS, TINY_DALLE2_NAME, Dalle2, load_tiny_dalle2
 from mmlesson.errors import MMLessonError
 from mmlesson.train_dalle2 import Dalle2Training
@@ -55,6 +55,7 @@ def test_manifest_records_how_the_weights_were_made(manifest):
     assert {"wall_time_s", "threads", "data", "final_loss", "final_prior_loss"} <= training.keys()
     assert [tuple(pair) for pair in training["held_out_combos"]] == list(data.HELD_OUT)
     assert training["snapping_agreement"] >= 0.999
+    assert manifest["evaluation"] == dalle2_evaluation_record(), "measured as the trainer measures today"
     for name in (TINY_CLIP_NAME, TINY_VQGAN_NAME):
         shipped = read_manifest(name)
         assert manifest["trained_on"][name] == shipped["files"][shipped["weights"]]["sha256"]
