@@ -66,8 +66,9 @@ __all__ = [
 
 TINY_DALLE2_NAME = "mmlesson-tiny-dalle2"
 PRIORS = ("diffusion", "linear", "none")  # "none": decode the text embedding itself (the paper's ablation)
-# The prior generate uses: the linear one met every bar and beat the diffusion prior on each (the manifest's
-# metrics, and lesson 7), most on held-out pairs; the diffusion prior stays for lesson 7 to compare.
+# The prior generate uses: the linear one met every bar and beat the diffusion prior on color and shape (both
+# place every picture right; the manifest's metrics, and lesson 7), most on held-out pairs; the diffusion
+# prior stays for lesson 7 to compare.
 DEFAULT_PRIOR = "linear"
 GUIDANCE_SCALE = 3.0  # the decoder's default; lesson 7 sweeps it
 PRIOR_GUIDANCE_SCALE = 1.0  # the diffusion prior's
